@@ -1,0 +1,81 @@
+"""lrokit: long-running operations over HTTP as explicit, resumable state machines.
+
+Start with :class:`Operation` (subclass it per LRO) and :class:`Pipeline`; see the docs for
+the six usage patterns, hooks, manual driving and rehydration.
+"""
+
+from __future__ import annotations
+
+from ._core import Action, Decision, FinalStateVia, OperationCore, PollingProtocol, ProtocolOptions
+from ._delay import DelaySource, PollingDelay, PollingPolicy
+from ._exceptions import (
+    HookError,
+    HttpResponseError,
+    InvalidTokenError,
+    InvalidTransitionError,
+    LroError,
+    OperationCanceledError,
+    OperationError,
+    OperationFailedError,
+    OperationNotCompleteError,
+    PollRejectedError,
+    ProtocolError,
+    StartRejectedError,
+    UntrustedOriginError,
+    WaitCancelledError,
+    WaitTimeoutError,
+)
+from ._hooks import HookKind, PollEvent, StateChange, Subscription
+from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
+from ._pipeline import Pipeline, SupportsPipeline
+from ._state import TERMINAL_STATES, TRANSITIONS, OperationState, Trigger
+from ._sync import Operation
+from ._token import RehydrationToken
+from ._urls import OriginPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "Action",
+    "Decision",
+    "DelaySource",
+    "FinalStateVia",
+    "HookError",
+    "HookKind",
+    "HttpResponseError",
+    "InvalidTokenError",
+    "InvalidTransitionError",
+    "LroError",
+    "Operation",
+    "OperationCanceledError",
+    "OperationCore",
+    "OperationError",
+    "OperationFailedError",
+    "OperationNotCompleteError",
+    "OperationState",
+    "OriginPolicy",
+    "Pipeline",
+    "PollEvent",
+    "PollRejectedError",
+    "PollingDelay",
+    "PollingPolicy",
+    "PollingProtocol",
+    "ProtocolError",
+    "ProtocolOptions",
+    "RehydrationToken",
+    "ResponseView",
+    "ServiceError",
+    "StartRejectedError",
+    "StateChange",
+    "StatusUpdate",
+    "StatusVocabulary",
+    "Subscription",
+    "SupportsPipeline",
+    "Trigger",
+    "UntrustedOriginError",
+    "WaitCancelledError",
+    "WaitTimeoutError",
+    "__version__",
+]

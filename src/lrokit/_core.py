@@ -1,0 +1,657 @@
+"""The sans-I/O core of one operation: responses in, decisions out.
+
+:class:`OperationCore` never sends a request and never sleeps. A driver asks it which request
+to make next (:attr:`OperationCore.next_request_url`), makes it, wraps the answer in a
+:class:`~lrokit.ResponseView` and hands it to :meth:`OperationCore.receive`, which parses it,
+moves the state through the shared transition table and returns a :class:`Decision`.
+The state never changes on a response that could not be parsed.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from ._exceptions import (
+    InvalidTokenError,
+    PollRejectedError,
+    ProtocolError,
+    StartRejectedError,
+)
+from ._parse import (
+    DEFAULT_VOCABULARY,
+    ResponseView,
+    ServiceError,
+    StatusUpdate,
+    StatusVocabulary,
+    decode_json,
+    extract,
+    parse_retry_after,
+    parse_service_error,
+)
+from ._state import INITIAL_STATE, OperationState, Trigger, next_state
+from ._token import RehydrationToken, TokenV1
+from ._urls import OriginPolicy, api_version_of, resolve, with_api_version
+
+__all__ = [
+    "Action",
+    "Decision",
+    "FinalStateVia",
+    "OperationCore",
+    "PollingProtocol",
+    "ProtocolOptions",
+]
+
+_ACCEPTED_START = frozenset({200, 201, 202, 204})
+_DONE_CODES = frozenset({200, 201, 204})
+#: Poll answers that mean "try the same request again later", not "the operation is broken".
+TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
+_MONITOR_PATH = ("status",)
+_RESOURCE_PATH = ("properties", "provisioningState")
+
+_S = OperationState
+_TRIGGER_FOR = {
+    _S.SUCCEEDED: Trigger.SUCCEED,
+    _S.FAILED: Trigger.FAIL,
+    _S.CANCELED: Trigger.CANCEL,
+}
+
+
+class PollingProtocol(str, enum.Enum):
+    """How an operation's progress is observed, chosen from the start response."""
+
+    STATUS_MONITOR = "status-monitor"
+    """GET the Operation-Location / Azure-AsyncOperation URL; JSON ``status``."""
+    LOCATION = "location"
+    """GET the Location URL; 202 means running, 200/201/204 done."""
+    RESOURCE = "resource"
+    """GET the original URL; the resource's ``provisioningState`` (ARM PUT/PATCH)."""
+    NONE = "none"
+    """Nothing to poll: the start response was final."""
+
+
+class FinalStateVia(str, enum.Enum):
+    """Where the final result of a succeeded operation is read from (``final-state-via``)."""
+
+    LOCATION = "location"
+    AZURE_ASYNC_OPERATION = "azure-async-operation"
+    OPERATION_LOCATION = "operation-location"
+    ORIGINAL_URI = "original-uri"
+
+
+class Action(str, enum.Enum):
+    """What the driver should do next."""
+
+    POLL = "poll"
+    """GET :attr:`Decision.url` after the delay."""
+    FETCH_FINAL = "fetch-final"
+    """GET the final resource at :attr:`Decision.url` now."""
+    RETRY = "retry"
+    """The last request hit a transient error: repeat it after the delay."""
+    DONE = "done"
+    """Nothing more to request; the operation is terminal."""
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """The core's answer to one response.
+
+    Attributes:
+        action: what to do next.
+        url: the URL to request next (None for ``DONE``).
+        retry_after: the server's polling hint in seconds, or None.
+        previous: the state before this response.
+        state: the state after it.
+        status: the parsed status, where the response carried one.
+    """
+
+    action: Action
+    url: str | None
+    retry_after: float | None
+    previous: OperationState
+    state: OperationState
+    status: StatusUpdate | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the response moved the operation to another state."""
+        return self.previous is not self.state
+
+
+class ProtocolOptions:
+    """Per-operation protocol settings.
+
+    Args:
+        final_state_via: where to read the final result of a succeeded operation; None
+            follows the defaults of the Azure guidelines (see docs/protocols.md).
+        status_path: keys leading to the status string in a JSON body, for services that do
+            not use ``status`` / ``properties.provisioningState``.
+        vocabulary: how status strings map to states.
+    """
+
+    __slots__ = ("final_state_via", "status_path", "vocabulary")
+
+    def __init__(
+        self,
+        *,
+        final_state_via: FinalStateVia | str | None = None,
+        status_path: Sequence[str] | None = None,
+        vocabulary: StatusVocabulary = DEFAULT_VOCABULARY,
+    ) -> None:
+        self.final_state_via = None if final_state_via is None else FinalStateVia(final_state_via)
+        self.status_path = None if status_path is None else tuple(status_path)
+        self.vocabulary = vocabulary
+
+
+DEFAULT_OPTIONS = ProtocolOptions()
+
+
+class OperationCore:
+    """The state and protocol logic of one operation, with no I/O.
+
+    Build one with the start request's method and URL, then feed it the start response with
+    :meth:`receive`, and every later response the same way. Cheap to create: a handful of
+    slots and no ``transitions.Machine`` of its own (see :mod:`lrokit._state`).
+    """
+
+    __slots__ = (
+        "api_version",
+        "attempt",
+        "created_at",
+        "error",
+        "final_url",
+        "has_payload",
+        "initial_url",
+        "kind",
+        "location_url",
+        "method",
+        "next_action",
+        "operation_id",
+        "options",
+        "origin_policy",
+        "payload",
+        "polling_url",
+        "protocol",
+        "state",
+        "status",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        *,
+        options: ProtocolOptions | None = None,
+        origin_policy: OriginPolicy | None = None,
+        operation_id: str | None = None,
+        kind: str | None = None,
+        created_at: float | None = None,
+    ) -> None:
+        self.method = method.upper()
+        self.initial_url = url
+        self.options = options or DEFAULT_OPTIONS
+        self.origin_policy = origin_policy
+        self.operation_id = operation_id
+        self.kind = kind
+        self.created_at = time.time() if created_at is None else created_at
+        self.state: OperationState = INITIAL_STATE
+        self.protocol = PollingProtocol.NONE
+        self.next_action: Action | None = None
+        self.polling_url: str | None = None
+        self.location_url: str | None = None
+        self.final_url: str | None = None
+        self.api_version = api_version_of(url) if "api-version" in url else None
+        self.attempt = 0
+        self.status: StatusUpdate | None = None
+        self.error: ServiceError | None = None
+        self.payload: Any = None
+        self.has_payload = False
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def has_completed(self) -> bool:
+        """Whether the operation is in a terminal state."""
+        return self.state.is_terminal
+
+    @property
+    def next_request_url(self) -> str | None:
+        """The URL of the next request the driver should make, or None when there is none."""
+        if self.next_action is Action.FETCH_FINAL:
+            return self.final_url
+        if self.next_action in (Action.POLL, Action.RETRY):
+            return self.polling_url
+        return None
+
+    # -- driving -------------------------------------------------------------------------
+
+    def fire(self, trigger: Trigger | str) -> OperationState:
+        """Fire a named transition; returns the previous state.
+
+        Raises:
+            InvalidTransitionError: not allowed from the current state; nothing changes.
+        """
+        previous = self.state
+        self.state = next_state(previous, Trigger(trigger) if isinstance(trigger, str) else trigger)
+        if self.state.is_terminal:
+            self.next_action = Action.DONE
+        elif self.next_action is None:
+            self.next_action = Action.POLL
+        return previous
+
+    def receive(self, view: ResponseView) -> Decision:
+        """Consume the response to the request the core asked for last.
+
+        The first response is taken as the start response. Raises a
+        :class:`~lrokit.ProtocolError` for an unusable response and an
+        :class:`~lrokit.HttpResponseError` subclass for an HTTP error; the state is unchanged
+        in both cases.
+        """
+        if self.next_action is None:
+            return self._receive_start(view)
+        if self.next_action is Action.FETCH_FINAL:
+            return self._receive_final(view)
+        if self.next_action is Action.DONE:
+            raise ProtocolError(
+                "the operation has completed and expects no further response",
+                response=view.raw,
+                rehydration_token=self._token_or_none(),
+            )
+        return self._receive_poll(view)
+
+    def apply_status(self, update: StatusUpdate, payload: Any = None) -> Decision:
+        """Apply a status parsed elsewhere (custom protocols, tests); no final GET is planned.
+
+        A non-terminal status starts the operation if needed; ``SUCCEEDED`` stores
+        ``payload`` as the result; ``FAILED`` and ``CANCELED`` keep ``update.error``.
+        """
+        previous = self.state
+        self.attempt += 1
+        self.status = update
+        if update.state.is_terminal:
+            self._finish(update.state, payload, update.error)
+            return self._decide(Action.DONE, None, update.retry_after, previous, update)
+        self._ensure_running()
+        return self._decide(Action.POLL, self.polling_url, update.retry_after, previous, update)
+
+    # -- start -----------------------------------------------------------------------------
+
+    def _receive_start(self, view: ResponseView) -> Decision:
+        code = view.status_code
+        previous = self.state
+        if code not in _ACCEPTED_START:
+            document = self._lenient_json(view.body)
+            raise StartRejectedError(
+                f"the service rejected the start request with HTTP {code}",
+                status_code=code,
+                response=view.raw,
+                service_error=parse_service_error(document),
+            )
+        base = view.url or self.initial_url
+        headers = view.headers
+        monitor = headers.get("operation-location") or headers.get("azure-asyncoperation")
+        location = headers.get("location")
+        document = self._start_document(view)
+        raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
+        body_state = None if raw_status is None else self.options.vocabulary(raw_status)
+        hint = parse_retry_after(headers, time.time())
+
+        if location:
+            self.location_url = self._accept(resolve(base, location))
+        if code in (200, 201) and body_state is not None and body_state.is_terminal:
+            # A service that finished before answering: polling headers are irrelevant.
+            update = self._update(body_state, raw_status, document, hint)
+            self._finish(body_state, document, update.error)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        if monitor:
+            self.protocol = PollingProtocol.STATUS_MONITOR
+            self.polling_url = self._accept(resolve(base, monitor))
+        elif self.location_url is not None:
+            self.protocol = PollingProtocol.LOCATION
+            self.polling_url = self.location_url
+        elif self.method in ("PUT", "PATCH") and (code == 202 or body_state is not None):
+            self.protocol = PollingProtocol.RESOURCE
+            self.polling_url = self._accept(with_api_version(self.initial_url, self.api_version))
+        elif code == 202 or body_state is not None:
+            raise ProtocolError(
+                f"HTTP {code} start response to {self.method} gives no way to poll the operation"
+                " (no Operation-Location, Azure-AsyncOperation or Location header)",
+                response=view.raw,
+            )
+        else:
+            # The status code alone: 200/201/204 without polling headers means done.
+            update = StatusUpdate(_S.SUCCEEDED, raw_status, retry_after=hint)
+            self.status = update
+            self._finish(_S.SUCCEEDED, document, None)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        update = self._update(body_state or _S.RUNNING, raw_status, document, hint)
+        self._ensure_running()
+        return self._decide(Action.POLL, self.polling_url, hint, previous, update)
+
+    def _start_document(self, view: ResponseView) -> Any:
+        if not view.body:
+            return None
+        try:
+            return decode_json(view.body)
+        except msgspec.DecodeError:
+            if view.status_code == 202 or view.status_code == 204:
+                return None  # the body of an "accepted" answer carries nothing we need
+            raise ProtocolError(
+                f"the start response (HTTP {view.status_code}) has a body that is not JSON",
+                response=view.raw,
+            ) from None
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _receive_poll(self, view: ResponseView) -> Decision:
+        code = view.status_code
+        previous = self.state
+        hint = parse_retry_after(view.headers, time.time())
+        if code in TRANSIENT_STATUS_CODES:
+            return self._decide(Action.RETRY, self.polling_url, hint, previous, None)
+        if not 200 <= code < 300:
+            self._reject(view, "status poll")
+        protocol = self.protocol
+        if protocol is PollingProtocol.LOCATION:
+            return self._receive_location_poll(view, hint, previous)
+        document = self._poll_document(view)
+        if protocol is PollingProtocol.RESOURCE:
+            if code == 204:
+                return self._complete(_S.SUCCEEDED, None, None, None, hint, previous)
+            raw_status = self._status_string(document, (_RESOURCE_PATH, _MONITOR_PATH))
+            # An ARM resource without provisioningState has finished provisioning.
+            state = _S.SUCCEEDED if raw_status is None else self.options.vocabulary(raw_status)
+        else:
+            raw_status = self._status_string(document, (_MONITOR_PATH,))
+            if raw_status is None:
+                raise ProtocolError(
+                    "the status monitor response has no readable status",
+                    response=view.raw,
+                    rehydration_token=self._token_or_none(),
+                )
+            state = self.options.vocabulary(raw_status)
+        self.attempt += 1
+        update = self._update(state, raw_status, document, hint)
+        if not state.is_terminal:
+            self._ensure_running()
+            return self._decide(Action.POLL, self.polling_url, hint, previous, update)
+        if state is not _S.SUCCEEDED:
+            self._finish(state, None, update.error)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        if protocol is PollingProtocol.RESOURCE:
+            self._finish(_S.SUCCEEDED, document, None)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        return self._after_monitor_succeeded(document, update, hint, previous)
+
+    def _receive_location_poll(
+        self, view: ResponseView, hint: float | None, previous: OperationState
+    ) -> Decision:
+        self.attempt += 1
+        if view.status_code not in _DONE_CODES:
+            update = StatusUpdate(_S.RUNNING, None, retry_after=hint)
+            self.status = update
+            self._ensure_running()
+            return self._decide(Action.POLL, self.polling_url, hint, previous, update)
+        document = self._poll_document(view) if view.body else None
+        raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
+        state = None if raw_status is None else self.options.vocabulary(raw_status)
+        if state is _S.FAILED or state is _S.CANCELED:
+            return self._complete(state, raw_status, document, None, hint, previous)
+        return self._complete(_S.SUCCEEDED, raw_status, document, document, hint, previous)
+
+    def _after_monitor_succeeded(
+        self, document: Any, update: StatusUpdate, hint: float | None, previous: OperationState
+    ) -> Decision:
+        via = self.options.final_state_via
+        method = self.method
+        result = extract(document, ("result",))
+        url: str | None = None
+        if via is FinalStateVia.LOCATION:
+            url = self.location_url
+        elif via is FinalStateVia.ORIGINAL_URI:
+            url = self.initial_url
+        elif via is None:
+            if update.resource_location:
+                url = resolve(self.polling_url or self.initial_url, update.resource_location)
+            elif method in ("PUT", "PATCH"):
+                url = self.initial_url
+            elif method != "DELETE":
+                url = self.location_url
+        if url is None:
+            # The monitor itself is final: its ``result`` (or nothing, for DELETE).
+            payload = None if method == "DELETE" and via is None else result
+            self._finish(_S.SUCCEEDED, payload, None)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        self.final_url = self._accept(with_api_version(url, self.api_version))
+        self.next_action = Action.FETCH_FINAL
+        self._ensure_running()
+        return self._decide(Action.FETCH_FINAL, self.final_url, None, previous, update)
+
+    # -- final resource ----------------------------------------------------------------------
+
+    def _receive_final(self, view: ResponseView) -> Decision:
+        previous = self.state
+        hint = parse_retry_after(view.headers, time.time())
+        if view.status_code in TRANSIENT_STATUS_CODES:
+            return self._decide(Action.RETRY, self.final_url, hint, previous, None)
+        if not 200 <= view.status_code < 300:
+            self._reject(view, "final resource request")
+        document = self._poll_document(view) if view.body else None
+        if self.state is _S.SUCCEEDED:  # re-reading the result of a restored operation
+            self.payload, self.has_payload = document, True
+            self.next_action = Action.DONE
+            return self._decide(Action.DONE, None, hint, previous, self.status)
+        status = self.status or StatusUpdate(_S.SUCCEEDED)
+        self._finish(_S.SUCCEEDED, document, None)
+        return self._decide(Action.DONE, None, hint, previous, status)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _complete(
+        self,
+        state: OperationState,
+        raw_status: str | None,
+        document: Any,
+        payload: Any,
+        hint: float | None,
+        previous: OperationState,
+    ) -> Decision:
+        update = self._update(state, raw_status, document, hint)
+        self._finish(state, payload, update.error)
+        return self._decide(Action.DONE, None, hint, previous, update)
+
+    def _update(
+        self, state: OperationState, raw_status: str | None, document: Any, hint: float | None
+    ) -> StatusUpdate:
+        percent = resource_location = error = None
+        if isinstance(document, dict):
+            value = document.get("percentComplete")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                percent = float(value)
+            location = document.get("resourceLocation")
+            if isinstance(location, str) and location:
+                resource_location = location
+            if state is _S.FAILED or state is _S.CANCELED:
+                error = parse_service_error(document)
+        update = StatusUpdate(state, raw_status, percent, error, resource_location, hint)
+        self.status = update
+        return update
+
+    def _ensure_running(self) -> None:
+        if self.state is _S.NOT_STARTED:
+            self.state = next_state(self.state, Trigger.START)
+        if self.next_action is None:
+            self.next_action = Action.POLL
+
+    def _finish(self, state: OperationState, payload: Any, error: ServiceError | None) -> None:
+        if self.state is not state:
+            self.state = next_state(self.state, _TRIGGER_FOR[state])
+        self.next_action = Action.DONE
+        self.error = error
+        if state is _S.SUCCEEDED:
+            self.payload, self.has_payload = payload, True
+
+    def _decide(
+        self,
+        action: Action,
+        url: str | None,
+        hint: float | None,
+        previous: OperationState,
+        status: StatusUpdate | None,
+    ) -> Decision:
+        if action is Action.POLL:
+            self.next_action = Action.POLL
+        return Decision(action, url, hint, previous, self.state, status)
+
+    def _status_string(self, document: Any, paths: tuple[tuple[str, ...], ...]) -> str | None:
+        if self.options.status_path is not None:
+            paths = (self.options.status_path,)
+        for path in paths:
+            value = extract(document, path)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def _poll_document(self, view: ResponseView) -> Any:
+        try:
+            return decode_json(view.body)
+        except msgspec.DecodeError:
+            raise ProtocolError(
+                f"the response from {view.url or 'the service'} is not valid JSON",
+                response=view.raw,
+                rehydration_token=self._token_or_none(),
+            ) from None
+
+    @staticmethod
+    def _lenient_json(body: bytes) -> Any:
+        try:
+            return decode_json(body) if body else None
+        except msgspec.DecodeError:
+            return None
+
+    def _reject(self, view: ResponseView, what: str) -> None:
+        raise PollRejectedError(
+            f"the service rejected the {what} with HTTP {view.status_code}",
+            status_code=view.status_code,
+            response=view.raw,
+            service_error=parse_service_error(self._lenient_json(view.body)),
+            rehydration_token=self._token_or_none(),
+        )
+
+    def _accept(self, url: str) -> str:
+        if self.origin_policy is not None:
+            self.origin_policy.check(url)
+        return url
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def snapshot(self) -> TokenV1:
+        """The token fields describing this operation now."""
+        return TokenV1(
+            state=self.state.value,
+            protocol=self.protocol.value,
+            method=self.method,
+            initial_url=self.initial_url,
+            pending=(self.next_action or Action.POLL).value,
+            polling_url=self.polling_url,
+            location_url=self.location_url,
+            final_url=self.final_url,
+            api_version=self.api_version,
+            final_state_via=None if self.options.final_state_via is None
+            else self.options.final_state_via.value,
+            attempt=self.attempt,
+            created_at=self.created_at,
+            operation_id=self.operation_id,
+            kind=self.kind,
+        )
+
+    def token(self) -> RehydrationToken:
+        """This operation's rehydration token."""
+        return RehydrationToken(self.snapshot())
+
+    def _token_or_none(self) -> str | None:
+        return str(self.token()) if self.next_action is not None else None
+
+    @classmethod
+    def restore(
+        cls,
+        token: RehydrationToken,
+        *,
+        options: ProtocolOptions | None = None,
+        origin_policy: OriginPolicy | None = None,
+        kind: str | None = None,
+    ) -> OperationCore:
+        """Rebuild a core from a token without any request and without firing hooks.
+
+        Raises:
+            InvalidTokenError: the token's values are inconsistent or meant for another
+                kind of operation.
+            UntrustedOriginError: a URL in the token is outside ``origin_policy``.
+        """
+        fields = token.fields
+        if kind is not None and fields.kind is not None and fields.kind != kind:
+            raise InvalidTokenError(f"token belongs to {fields.kind!r}, not {kind!r}")
+        try:
+            state = OperationState(fields.state)
+            protocol = PollingProtocol(fields.protocol)
+            pending = Action(fields.pending)
+            via = None if fields.final_state_via is None else FinalStateVia(fields.final_state_via)
+        except ValueError as error:
+            raise InvalidTokenError(f"token has an unknown value: {error}") from None
+        if fields.attempt < 0:
+            raise InvalidTokenError("token has a negative attempt count")
+        if options is None:
+            options = ProtocolOptions(final_state_via=via) if via else DEFAULT_OPTIONS
+        core = cls(
+            fields.method,
+            fields.initial_url,
+            options=options,
+            origin_policy=origin_policy,
+            operation_id=fields.operation_id,
+            kind=fields.kind,
+            created_at=fields.created_at,
+        )
+        for url in (fields.initial_url, fields.polling_url, fields.location_url, fields.final_url):
+            if url is not None:
+                if not url.startswith(("http://", "https://")):
+                    raise InvalidTokenError("token holds a URL that is not http(s)")
+                core._accept(url)
+        core.state = state
+        core.protocol = protocol
+        core.polling_url = fields.polling_url
+        core.location_url = fields.location_url
+        core.final_url = fields.final_url
+        core.api_version = fields.api_version
+        core.attempt = fields.attempt
+        if state is _S.SUCCEEDED:
+            # Bodies never travel in tokens: re-read the result when it is asked for.
+            pending = Action.FETCH_FINAL if fields.final_url else Action.POLL
+            if core.next_request_url_for(pending) is None:
+                # Nothing to re-read: only a DELETE's (empty) result is known.
+                core.has_payload = core.method == "DELETE"
+                pending = Action.DONE
+        elif state.is_terminal:
+            pending = Action.DONE
+        elif pending is Action.DONE:
+            raise InvalidTokenError("token of a running operation has nothing to poll")
+        core.next_action = pending
+        if pending is not Action.DONE and core.next_request_url is None:
+            raise InvalidTokenError("token of a running operation has no URL to poll")
+        return core
+
+    def next_request_url_for(self, action: Action) -> str | None:
+        """The URL that ``action`` would request."""
+        if action is Action.FETCH_FINAL:
+            return self.final_url
+        if action in (Action.POLL, Action.RETRY):
+            return self.polling_url
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"<OperationCore {self.method} {self.initial_url} state={self.state.value}"
+            f" protocol={self.protocol.value} next={self.next_action and self.next_action.value}>"
+        )

@@ -1,0 +1,158 @@
+"""State hooks: who is told what, and what happens when a hook raises.
+
+Hooks are called by the driver after the core has finished a transition, so the state a hook
+sees is final and a raising hook cannot leave the operation half-changed. Every subscribed
+hook is called even when an earlier one raises; the errors are then raised together as one
+:class:`~lrokit.HookError` from the call that caused the notification (``update_status``,
+``wait_for_completion``, ``receive``, ``fire``). The operation stays valid and resumable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ._delay import PollingDelay
+from ._exceptions import HookError
+from ._parse import StatusUpdate
+from ._state import OperationState
+
+__all__ = ["HookKind", "Hooks", "PollEvent", "StateChange", "Subscription"]
+
+OpT = TypeVar("OpT")
+
+
+class HookKind(str, enum.Enum):
+    """What a hook listens to."""
+
+    CHANGE = "change"
+    """Every state change."""
+    ENTER = "enter"
+    """Entering one given state."""
+    POLL = "poll"
+    """Every parsed status response, whether or not the state changed."""
+
+
+class StateChange(msgspec.Struct, Generic[OpT], frozen=True):
+    """Sent to change and enter hooks: ``operation`` moved from ``previous`` to ``state``."""
+
+    operation: OpT
+    previous: OperationState
+    state: OperationState
+
+
+class PollEvent(msgspec.Struct, Generic[OpT], frozen=True):
+    """Sent to poll hooks after each response has been processed.
+
+    Attributes:
+        operation: the operation.
+        state: its state after the response.
+        status: the parsed status (None for a response that carried none, such as a retry).
+        attempt: how many status responses the operation has processed.
+        next_delay: the delay before the next request and the rule that chose it; None
+            when the operation has completed.
+        response: the raw response.
+    """
+
+    operation: OpT
+    state: OperationState
+    status: StatusUpdate | None
+    attempt: int
+    next_delay: PollingDelay | None
+    response: Any = None
+
+
+class Subscription:
+    """The handle returned by a subscription; :meth:`unsubscribe` (or ``with``) removes it."""
+
+    __slots__ = ("_entry", "_hooks")
+
+    def __init__(self, hooks: Hooks, entry: _Entry) -> None:
+        self._hooks: Hooks | None = hooks
+        self._entry = entry
+
+    @property
+    def active(self) -> bool:
+        """Whether the hook is still subscribed."""
+        return self._hooks is not None
+
+    def unsubscribe(self) -> None:
+        """Stop calling the hook. Calling this twice is harmless."""
+        if self._hooks is not None:
+            self._hooks._remove(self._entry)
+            self._hooks = None
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.unsubscribe()
+
+
+class _Entry:
+    __slots__ = ("callback", "kind", "state")
+
+    def __init__(
+        self, kind: HookKind, callback: Callable[[Any], object], state: OperationState | None
+    ) -> None:
+        self.kind = kind
+        self.callback = callback
+        self.state = state
+
+
+class Hooks:
+    """The subscriptions of one operation (created on first subscription)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+
+    def add(
+        self,
+        kind: HookKind,
+        callback: Callable[[Any], object],
+        state: OperationState | None = None,
+    ) -> Subscription:
+        """Subscribe ``callback``; ``state`` is required for ``ENTER`` hooks only."""
+        if not callable(callback):
+            raise TypeError("a hook must be callable")
+        if (kind is HookKind.ENTER) != (state is not None):
+            raise ValueError("a state is given for enter hooks, and only for them")
+        entry = _Entry(kind, callback, state)
+        self._entries.append(entry)
+        return Subscription(self, entry)
+
+    def _remove(self, entry: _Entry) -> None:
+        self._entries = [e for e in self._entries if e is not entry]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def notify(self, poll: PollEvent[Any] | None, change: StateChange[Any] | None) -> None:
+        """Call poll hooks with ``poll``, then change and enter hooks with ``change``.
+
+        Raises:
+            HookError: after all hooks were called, when any of them raised.
+        """
+        errors: list[BaseException] = []
+        for entry in tuple(self._entries):  # a hook may unsubscribe itself
+            if entry.kind is HookKind.POLL:
+                event: Any = poll
+            elif change is not None and (
+                entry.kind is HookKind.CHANGE or entry.state is change.state
+            ):
+                event = change
+            else:
+                continue
+            if event is None:
+                continue
+            try:
+                entry.callback(event)
+            except Exception as error:  # noqa: BLE001 - collected and re-raised below
+                errors.append(error)
+        if errors:
+            raise HookError(errors) from errors[0]
