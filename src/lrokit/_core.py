@@ -337,7 +337,7 @@ class OperationCore:
         try:
             return decode_json(view.body)
         except msgspec.DecodeError:
-            if view.status_code == 202 or view.status_code == 204:
+            if view.status_code in (202, 204):
                 return None  # the body of an "accepted" answer carries nothing we need
             raise ProtocolError(
                 f"the start response (HTTP {view.status_code}) has a body that is not JSON",
@@ -360,7 +360,14 @@ class OperationCore:
         document = self._poll_document(view)
         if protocol is PollingProtocol.RESOURCE:
             if code == 204:
-                return self._complete(_S.SUCCEEDED, None, None, None, hint, previous)
+                return self._complete(
+                    _S.SUCCEEDED,
+                    raw_status=None,
+                    document=None,
+                    payload=None,
+                    hint=hint,
+                    previous=previous,
+                )
             raw_status = self._status_string(document, (_RESOURCE_PATH, _MONITOR_PATH))
             # An ARM resource without provisioningState has finished provisioning.
             state = _S.SUCCEEDED if raw_status is None else self.options.vocabulary(raw_status)
@@ -399,8 +406,22 @@ class OperationCore:
         raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
         state = None if raw_status is None else self.options.vocabulary(raw_status)
         if state is _S.FAILED or state is _S.CANCELED:
-            return self._complete(state, raw_status, document, None, hint, previous)
-        return self._complete(_S.SUCCEEDED, raw_status, document, document, hint, previous)
+            return self._complete(
+                state,
+                raw_status=raw_status,
+                document=document,
+                payload=None,
+                hint=hint,
+                previous=previous,
+            )
+        return self._complete(
+            _S.SUCCEEDED,
+            raw_status=raw_status,
+            document=document,
+            payload=document,
+            hint=hint,
+            previous=previous,
+        )
 
     def _after_monitor_succeeded(
         self, document: Any, update: StatusUpdate, hint: float | None, previous: OperationState
@@ -453,6 +474,7 @@ class OperationCore:
     def _complete(
         self,
         state: OperationState,
+        *,
         raw_status: str | None,
         document: Any,
         payload: Any,
@@ -560,7 +582,8 @@ class OperationCore:
             location_url=self.location_url,
             final_url=self.final_url,
             api_version=self.api_version,
-            final_state_via=None if self.options.final_state_via is None
+            final_state_via=None
+            if self.options.final_state_via is None
             else self.options.final_state_via.value,
             attempt=self.attempt,
             created_at=self.created_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from datetime import timedelta
 
 import msgspec
@@ -31,9 +32,9 @@ class PollingDelay(msgspec.Struct, frozen=True):
 
 
 def as_seconds(value: float | timedelta) -> float:
-    """Seconds from a number or a ``timedelta``; negative values are refused."""
+    """Seconds from a number or a ``timedelta``; negative and non-finite values are refused."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0 or seconds != seconds:
+    if seconds < 0 or not math.isfinite(seconds):
         raise ValueError(f"a delay must be a non-negative number of seconds, not {value!r}")
     return seconds
 

@@ -113,5 +113,6 @@ class SupportsPipeline(Protocol):
 
 def view_of(response: requests.Response) -> ResponseView:
     """The core's view of a ``requests`` response (no copy of headers or body)."""
-    return ResponseView(response.status_code, response.headers, response.content, response.url,
-                        response)
+    return ResponseView(
+        response.status_code, response.headers, response.content, response.url, response
+    )

@@ -273,8 +273,9 @@ class Operation(Generic[T]):
                 rehydration_token=str(self.rehydration_token),
             ) from error
 
-    def _outcome_error(self, error_type: type[OperationFailedError] | type[
-            OperationCanceledError], verb: str) -> Exception:
+    def _outcome_error(
+        self, error_type: type[OperationFailedError] | type[OperationCanceledError], verb: str
+    ) -> Exception:
         service_error = self._core.error
         detail = f": {service_error}" if service_error is not None else ""
         return error_type(

@@ -19,8 +19,14 @@ __all__ = ["MAX_TOKEN_BYTES", "RehydrationToken", "TokenV1"]
 MAX_TOKEN_BYTES = 4096
 
 
-class TokenV1(msgspec.Struct, frozen=True, tag=1, tag_field="v", omit_defaults=True,
-              forbid_unknown_fields=True):
+class TokenV1(
+    msgspec.Struct,
+    frozen=True,
+    tag=1,
+    tag_field="v",
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+):
     """Version 1 of the token format. Field names are short because tokens travel."""
 
     state: str = msgspec.field(name="s")
