@@ -200,8 +200,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
         raw = headers.get(name)
         if raw is not None:
             seconds = _number(raw)
-            if seconds is not None:
-                return _sane(seconds / 1000.0)
+            sane = None if seconds is None else _sane(seconds / 1000.0)
+            if sane is not None:  # an unusable value counts as absent: try the next header
+                return sane
     raw = headers.get("retry-after")
     if raw is None:
         return None
