@@ -18,6 +18,7 @@ import msgspec
 
 from ._exceptions import (
     InvalidTokenError,
+    InvalidTransitionError,
     PollRejectedError,
     ProtocolError,
     StartRejectedError,
@@ -235,7 +236,13 @@ class OperationCore:
             InvalidTransitionError: not allowed from the current state; nothing changes.
         """
         previous = self.state
-        self.state = next_state(previous, Trigger(trigger) if isinstance(trigger, str) else trigger)
+        if not isinstance(trigger, Trigger):
+            try:
+                trigger = Trigger(trigger)
+            except ValueError:
+                # An unknown name is as illegal as a known one from the wrong state.
+                raise InvalidTransitionError(previous, trigger) from None
+        self.state = next_state(previous, trigger)
         if self.state.is_terminal:
             self.next_action = Action.DONE
         elif self.next_action is None:
@@ -267,8 +274,16 @@ class OperationCore:
 
         A non-terminal status starts the operation if needed; ``SUCCEEDED`` stores
         ``payload`` as the result; ``FAILED`` and ``CANCELED`` keep ``update.error``.
+
+        Raises:
+            InvalidTransitionError: the operation has already completed; nothing changes.
         """
         previous = self.state
+        if previous.is_terminal:
+            # Terminal states have no way out, not even back to Running; check before
+            # touching anything so that a refused update changes nothing.
+            trigger = _TRIGGER_FOR.get(update.state, Trigger.START)
+            raise InvalidTransitionError(previous, trigger)
         self.attempt += 1
         self.status = update
         if update.state.is_terminal:
@@ -299,16 +314,17 @@ class OperationCore:
         body_state = None if raw_status is None else self.options.vocabulary(raw_status)
         hint = parse_retry_after(headers, time.time())
 
-        if location:
-            self.location_url = self._accept(resolve(base, location))
         if code in (200, 201) and body_state is not None and body_state.is_terminal:
-            # A service that finished before answering: polling headers are irrelevant.
+            # A service that finished before answering: polling headers are irrelevant (not
+            # even checked against the origin policy, since nothing will be sent to them).
             update = self._update(body_state, raw_status, document, hint)
             self._finish(body_state, document, update.error)
             return self._decide(Action.DONE, None, hint, previous, update)
+        if location:
+            self.location_url = self._accept(self._service_url(base, location))
         if monitor:
             self.protocol = PollingProtocol.STATUS_MONITOR
-            self.polling_url = self._accept(resolve(base, monitor))
+            self.polling_url = self._accept(self._service_url(base, monitor))
         elif self.location_url is not None:
             self.protocol = PollingProtocol.LOCATION
             self.polling_url = self.location_url
@@ -357,17 +373,19 @@ class OperationCore:
         protocol = self.protocol
         if protocol is PollingProtocol.LOCATION:
             return self._receive_location_poll(view, hint, previous)
+        if protocol is PollingProtocol.RESOURCE and code == 204:
+            # Checked before parsing: a 204 has no body to parse.
+            self.attempt += 1
+            return self._complete(
+                _S.SUCCEEDED,
+                raw_status=None,
+                document=None,
+                payload=None,
+                hint=hint,
+                previous=previous,
+            )
         document = self._poll_document(view)
         if protocol is PollingProtocol.RESOURCE:
-            if code == 204:
-                return self._complete(
-                    _S.SUCCEEDED,
-                    raw_status=None,
-                    document=None,
-                    payload=None,
-                    hint=hint,
-                    previous=previous,
-                )
             raw_status = self._status_string(document, (_RESOURCE_PATH, _MONITOR_PATH))
             # An ARM resource without provisioningState has finished provisioning.
             state = _S.SUCCEEDED if raw_status is None else self.options.vocabulary(raw_status)
@@ -396,13 +414,14 @@ class OperationCore:
     def _receive_location_poll(
         self, view: ResponseView, hint: float | None, previous: OperationState
     ) -> Decision:
-        self.attempt += 1
         if view.status_code not in _DONE_CODES:
+            self.attempt += 1
             update = StatusUpdate(_S.RUNNING, None, retry_after=hint)
             self.status = update
             self._ensure_running()
             return self._decide(Action.POLL, self.polling_url, hint, previous, update)
         document = self._poll_document(view) if view.body else None
+        self.attempt += 1  # counted only once the response proved usable
         raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
         state = None if raw_status is None else self.options.vocabulary(raw_status)
         if state is _S.FAILED or state is _S.CANCELED:
@@ -562,6 +581,10 @@ class OperationCore:
             service_error=parse_service_error(self._lenient_json(view.body)),
             rehydration_token=self._token_or_none(),
         )
+
+    def _service_url(self, base: str, reference: str) -> str:
+        # A URL from a response header: resolved, and carrying the start request's api-version.
+        return with_api_version(resolve(base, reference), self.api_version)
 
     def _accept(self, url: str) -> str:
         if self.origin_policy is not None:
