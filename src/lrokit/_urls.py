@@ -41,7 +41,8 @@ def api_version_of(url: str) -> str | None:
 
 def with_api_version(url: str, api_version: str | None) -> str:
     """Add ``api-version`` to ``url`` when it has none (never a second one)."""
-    if api_version is None or "api-version=" in url:
+    # Parse the query: a substring test would also match ``x-api-version=`` or a path.
+    if api_version is None or api_version_of(url) is not None:
         return url
     parts = urlsplit(url)
     extra = urlencode({"api-version": api_version})
