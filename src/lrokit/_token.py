@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import msgspec
 
@@ -45,9 +46,20 @@ class TokenV1(
     kind: str | None = msgspec.field(default=None, name="k")
 
 
+class _Envelope(msgspec.Struct):
+    """Only the version tag. msgspec treats the tag of a lone tagged Struct as optional, so
+    it is read first to refuse unversioned tokens."""
+
+    v: int
+
+
 _AnyToken = TokenV1
+_KNOWN_VERSIONS = frozenset({1})
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_AnyToken)
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+#: Unpadded (or padded) base64url; the stdlib decoder would silently skip other characters.
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
 
 
 class RehydrationToken:
@@ -95,11 +107,15 @@ class RehydrationToken:
         if len(data) > max_bytes:
             raise InvalidTokenError(f"token of {len(data)} bytes exceeds the limit of {max_bytes}")
         raw = bytes(data).strip()
+        if _BASE64URL.fullmatch(raw) is None:
+            raise InvalidTokenError("token is not valid base64url")
         try:
             decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
         except (binascii.Error, ValueError):
             raise InvalidTokenError("token is not valid base64url") from None
         try:
+            if _envelope_decoder.decode(decoded).v not in _KNOWN_VERSIONS:
+                raise InvalidTokenError("token is of an unknown version")
             fields = _decoder.decode(decoded)
         except msgspec.ValidationError as error:
             raise InvalidTokenError(f"token does not match any known format: {error}") from None
