@@ -69,10 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write = lines.append if args.json else _print
     pipeline_kwargs: dict[str, Any] = {}
     if args.max_delay is not None:
-        pipeline_kwargs["polling"] = PollingPolicy(
-            interval=args.polling_interval if args.polling_interval is not None else 1.0,
-            cap=args.max_delay,
-        )
+        pipeline_kwargs["polling"] = PollingPolicy(cap=args.max_delay)
     watcher = Watcher(write)
     report: dict[str, Any] = {"state": None, "transitions": [], "value": None, "error": None}
     code = 1

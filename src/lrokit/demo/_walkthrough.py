@@ -236,7 +236,8 @@ def run_demo(
         write(f"lrokit demo: vector-store service at {service.endpoint}")
         write(f"each operation runs for {duration} s; the service hints a poll every {interval} s")
         write("every pattern subscribes hooks before the start request (before_start=watch),")
-        write("so each transition below is printed by an on_change hook as it happens.")
+        write("so each transition below is printed by an on_change hook as it happens;")
+        write(f"waits are bounded by a {pattern_timeout:g} s timeout per pattern.")
         client = VectorStoreClient(service.endpoint, polling=PollingPolicy(interval=interval))
         with client:
             for number, (title, code, function) in enumerate(PATTERNS, start=1):
