@@ -139,20 +139,27 @@ class Hooks:
             HookError: after all hooks were called, when any of them raised.
         """
         errors: list[BaseException] = []
-        for entry in tuple(self._entries):  # a hook may unsubscribe itself
-            if entry.kind is HookKind.POLL:
-                event: Any = poll
-            elif change is not None and (
-                entry.kind is HookKind.CHANGE or entry.state is change.state
-            ):
-                event = change
-            else:
-                continue
-            if event is None:
-                continue
-            try:
-                entry.callback(event)
-            except Exception as error:  # noqa: BLE001 - collected and re-raised below
-                errors.append(error)
+        # Two passes so that poll hooks run first whatever the subscription order. Iterate
+        # over a copy (a hook may unsubscribe) but skip entries removed meanwhile, so that no
+        # hook is called after its unsubscribe() returned.
+        for wanted in (HookKind.POLL, None):
+            for entry in tuple(self._entries):
+                if wanted is HookKind.POLL:
+                    if entry.kind is not HookKind.POLL:
+                        continue
+                    event: Any = poll
+                elif change is not None and (
+                    entry.kind is HookKind.CHANGE
+                    or (entry.kind is HookKind.ENTER and entry.state is change.state)
+                ):
+                    event = change
+                else:
+                    continue
+                if event is None or entry not in self._entries:
+                    continue
+                try:
+                    entry.callback(event)
+                except Exception as error:  # noqa: BLE001 - collected and re-raised below
+                    errors.append(error)
         if errors:
             raise HookError(errors) from errors[0]
