@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import msgspec
 import requests
@@ -20,6 +20,7 @@ from typing_extensions import Self
 from ._core import Action, Decision, OperationCore, ProtocolOptions
 from ._delay import PollingDelay, as_seconds
 from ._exceptions import (
+    LroError,
     OperationCanceledError,
     OperationFailedError,
     OperationNotCompleteError,
@@ -76,6 +77,7 @@ class Operation(Generic[T]):
         self._value: Any = _UNSET
         self._failures = 0
         self._last_delay: PollingDelay | None = None
+        self._start_request: _StartRequest | None = None
 
     # -- construction --------------------------------------------------------------------
 
@@ -83,6 +85,46 @@ class Operation(Generic[T]):
     def kind(cls) -> str:
         """The name stored in tokens, so a token cannot be restored as another operation."""
         return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def prepare(
+        cls,
+        client: SupportsPipeline,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        operation_headers: Mapping[str, str] | None = None,
+        options: ProtocolOptions | None = None,
+        **request_kwargs: Any,
+    ) -> Self:
+        """Build the operation in ``NotStarted`` without sending anything.
+
+        Hooks subscribed now see every transition, including ``NotStarted -> Running``. The
+        start request is sent by :meth:`send_start`, or by the first :meth:`update_status` or
+        :meth:`wait_for_completion`. Arguments are those of :meth:`start`.
+
+        Raises:
+            UntrustedOriginError: ``url`` is outside the trusted origins.
+        """
+        pipeline = client.pipeline
+        absolute = pipeline.origin_policy.check(pipeline.url(url))
+        if params:
+            absolute = requests.Request(method, absolute, params=params).prepare().url or absolute
+        core = OperationCore(
+            method,
+            absolute,
+            options=options or cls.protocol_options,
+            origin_policy=pipeline.origin_policy,
+            operation_id=str(uuid.uuid4()),
+            kind=cls.kind(),
+        )
+        operation = cls(pipeline, core, headers=operation_headers)
+        merged = {**(operation_headers or {}), **(headers or {})}
+        operation._start_request = _StartRequest(method, absolute, json, merged, request_kwargs)
+        return operation
 
     @classmethod
     def start(
@@ -114,21 +156,43 @@ class Operation(Generic[T]):
             ProtocolError: the answer gives no way to follow the operation.
             UntrustedOriginError: ``url`` or a polling URL is outside the trusted origins.
         """
-        pipeline = client.pipeline
-        absolute = pipeline.origin_policy.check(pipeline.url(url))
-        if params:
-            absolute = requests.Request(method, absolute, params=params).prepare().url or absolute
-        core = OperationCore(
+        operation = cls.prepare(
+            client,
             method,
-            absolute,
-            options=options or cls.protocol_options,
-            origin_policy=pipeline.origin_policy,
-            operation_id=str(uuid.uuid4()),
-            kind=cls.kind(),
+            url,
+            json=json,
+            params=params,
+            headers=headers,
+            operation_headers=operation_headers,
+            options=options,
+            **request_kwargs,
         )
-        merged = {**(operation_headers or {}), **(headers or {})}
-        response = pipeline.send(method, absolute, json=json, headers=merged, **request_kwargs)
-        return cls.from_response(client, response, core=core, operation_headers=operation_headers)
+        operation.send_start()
+        return operation
+
+    def send_start(self) -> requests.Response:
+        """Send the start request of a :meth:`prepare`-d operation and apply its answer.
+
+        Raises:
+            LroError: the operation was not prepared, or its start request was already sent.
+            StartRejectedError, ProtocolError, UntrustedOriginError, HookError: as for
+                :meth:`start`; after a ``StartRejectedError`` the operation stays
+                ``NotStarted`` and the start may be sent again.
+        """
+        request = self._start_request
+        if request is None or self._core.next_action is not None:
+            raise LroError("this operation has no start request left to send")
+        response = self._pipeline.send(
+            request.method,
+            request.url,
+            json=request.json,
+            headers=request.headers,
+            **request.kwargs,
+        )
+        self._response = response
+        self._process(view_of(response), interval=None)
+        self._start_request = None
+        return response
 
     @classmethod
     def from_response(
@@ -290,7 +354,8 @@ class Operation(Generic[T]):
     def update_status(self) -> requests.Response | None:
         """Make exactly one request for the operation's status and apply its answer.
 
-        When the operation is waiting for its final resource, that request is the final GET.
+        When the operation is waiting for its final resource, that request is the final GET;
+        for a :meth:`prepare`-d operation that was not sent yet, it is the start request.
         Returns the response, or None when the operation needs no more requests.
 
         Raises:
@@ -299,6 +364,8 @@ class Operation(Generic[T]):
             ProtocolError: the answer cannot be used; the state did not change.
             HookError: a hook raised; the state change stood.
         """
+        if self._start_request is not None:
+            return self.send_start()
         if self._core.next_request_url is None:
             return None
         return self._poll_once(None)
@@ -311,6 +378,8 @@ class Operation(Generic[T]):
         cancel: threading.Event | None = None,
     ) -> Self:
         """Poll until the operation completes; returns the operation itself.
+
+        A :meth:`prepare`-d operation is started first.
 
         Args:
             polling_interval: seconds (or a ``timedelta``) between polls; the pipeline
@@ -330,6 +399,8 @@ class Operation(Generic[T]):
         clock = pipeline.clock
         deadline = None if timeout is None else clock() + as_seconds(timeout)
         core = self._core
+        if self._start_request is not None:
+            self.send_start()
         while core.next_request_url is not None:
             if core.next_action is Action.FETCH_FINAL and self._failures == 0:
                 delay = 0.0
@@ -493,6 +564,14 @@ class Operation(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} state={self._core.state.value} {self._core.initial_url}>"
+
+
+class _StartRequest(NamedTuple):
+    method: str
+    url: str
+    json: Any
+    headers: dict[str, str]
+    kwargs: dict[str, Any]
 
 
 class _Unset:

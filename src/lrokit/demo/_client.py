@@ -7,7 +7,6 @@ and service methods taking ``wait_until_completed``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,6 @@ from urllib.parse import urlencode
 import msgspec
 import requests
 
-from .._core import OperationCore
 from .._pipeline import Pipeline
 from .._sync import Operation
 from ._service import API_VERSION
@@ -103,24 +101,16 @@ class VectorStoreClient:
             lrokit.StartRejectedError: the service refused the request.
             lrokit.HookError: a hook raised (the operation's state is still consistent).
         """
-        pipeline = self.pipeline
         query = urlencode({"api-version": self.api_version})
-        url = f"{pipeline.url('vector_stores')}?{query}"
-        # Built by hand rather than with Operation.start so that ``before_start`` can
-        # subscribe before the start response is processed.
-        core = OperationCore(
+        operation = CreateVectorStoreOperation.prepare(
+            self,
             "POST",
-            pipeline.origin_policy.check(url),
-            options=CreateVectorStoreOperation.protocol_options,
-            origin_policy=pipeline.origin_policy,
-            operation_id=str(uuid.uuid4()),
-            kind=CreateVectorStoreOperation.kind(),
+            f"vector_stores?{query}",
+            json={"name": name, "file_ids": list(file_ids)},
         )
-        operation = CreateVectorStoreOperation(pipeline, core)
         if before_start is not None:
             before_start(operation)
-        response = pipeline.send("POST", url, json={"name": name, "file_ids": list(file_ids)})
-        operation.receive(response)
+        operation.send_start()
         if wait_until_completed:
             operation.wait_for_completion(polling_interval)
         return operation
