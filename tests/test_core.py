@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lrokit._core as core_module
 from lrokit import (
@@ -919,3 +921,63 @@ def test_repr_mentions_state_and_protocol() -> None:
     text = repr(_stage_running())
     assert "Running" in text
     assert "status-monitor" in text
+
+
+# -- property: any sequence of responses keeps the core consistent ---------------------------
+
+_urls = st.sampled_from(
+    ["/ops/1", f"{HOST}/ops/2?api-version=9", "https://evil.example.net/x", "", "rel"]
+)
+_words = st.sampled_from(["Running", "Succeeded", "Failed", "Canceled", "NotStarted", "Odd", ""])
+_bodies = st.one_of(
+    st.none(),
+    st.sampled_from(["{bad", "[]", "null", "{}"]),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "status": st.one_of(_words, st.integers()),
+            "resourceLocation": _urls,
+            "result": st.integers(),
+            "error": st.one_of(st.just({"code": "E"}), st.just("text")),
+            "properties": st.fixed_dictionaries({"provisioningState": _words}),
+        },
+    ),
+)
+_headers = st.dictionaries(
+    st.sampled_from(["Operation-Location", "Azure-AsyncOperation", "Location", "Retry-After"]),
+    st.one_of(_urls, st.sampled_from(["5", "-1", "soon"])),
+    max_size=3,
+)
+_responses = st.tuples(
+    st.sampled_from([200, 201, 202, 204, 301, 400, 404, 429, 500, 503]), _bodies, _headers
+)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
+@given(
+    st.sampled_from(["PUT", "POST", "DELETE", "PATCH"]),
+    st.sampled_from([None, *FinalStateVia]),
+    st.lists(_responses, max_size=6),
+)
+def test_any_response_sequence_keeps_the_core_consistent(
+    method: str, via: FinalStateVia | None, sequence: list[tuple[int, Any, dict[str, str]]]
+) -> None:
+    core = make(method, options=ProtocolOptions(final_state_via=via))
+    for code, body, headers in sequence:
+        before = frozen(core)
+        try:
+            decision = core.receive(view(code, body, headers))
+        except (ProtocolError, StartRejectedError, PollRejectedError, UntrustedOriginError):
+            assert core.state is before[0]  # nothing the core could not use moves it
+            assert core.next_action is before[1]
+            continue
+        assert decision.state is core.state
+        # Terminal exactly when there is nothing left to do.
+        assert (core.next_action is Action.DONE) is core.state.is_terminal
+        if core.state.is_terminal:
+            assert core.next_request_url is None
+        if decision.action is not Action.DONE:
+            assert decision.url is not None
+            assert decision.url == core.next_request_url
+            restored = _roundtrip(core)
+            assert restored.next_request_url == core.next_request_url
