@@ -6,8 +6,9 @@ Usage, from the repository root, with the interpreter that has lrokit installed:
     python docs/check_snippets.py            # every page
     python docs/check_snippets.py hooks.md   # some pages
 
-Exits non-zero when a block fails; prints the page, the block's first line number and the
-block's output for each failure.
+It also checks that the statechart shown in ``concepts.md`` is the committed
+``statecharts/lifecycle.mmd``. Exits non-zero when a block fails or the statechart differs;
+prints the page, the block's first line number and the block's output for each failure.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+STATECHART = DOCS.parent / "statecharts" / "lifecycle.mmd"
 TIMEOUT_SECONDS = 60
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
+_MERMAID = re.compile(r"^```mermaid\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 
 
 def blocks(page: Path) -> list[tuple[int, str]]:
     """The python blocks of ``page`` with the line number of their first code line."""
     text = page.read_text(encoding="utf-8")
     return [
-        (text.count("\n", 0, match.start(1)) + 1, match.group(1))
-        for match in _FENCE.finditer(text)
+        (text.count("\n", 0, match.start(1)) + 1, match.group(1)) for match in _FENCE.finditer(text)
     ]
 
 
@@ -44,10 +46,23 @@ def run(code: str, workdir: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def statechart_is_current() -> bool:
+    """Whether ``concepts.md`` shows exactly the committed Mermaid statechart."""
+    shown = _MERMAID.findall((DOCS / "concepts.md").read_text(encoding="utf-8"))
+    return shown == [STATECHART.read_text(encoding="utf-8")]
+
+
 def main(argv: list[str]) -> int:
     """Check the pages named in ``argv`` (all pages when none); returns the exit status."""
     pages = [DOCS / name for name in argv] if argv else sorted(DOCS.glob("*.md"))
     failures = total = 0
+    if not argv or "concepts.md" in argv:
+        total += 1
+        if statechart_is_current():
+            print("ok   concepts.md: statechart matches statecharts/lifecycle.mmd")
+        else:
+            failures += 1
+            print("FAIL concepts.md: the mermaid block differs from statecharts/lifecycle.mmd")
     for page in pages:
         for line, code in blocks(page):
             total += 1
