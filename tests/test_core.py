@@ -37,6 +37,7 @@ from lrokit import (
 
 S = OperationState
 HOST = "https://svc.example.com"
+API = "api-version=2024-01-01"
 START = f"{HOST}/items/1?api-version=2024-01-01"
 MONITOR = f"{HOST}/operations/op1?api-version=2024-01-01"
 LOCATION = f"{HOST}/results/op1?api-version=2024-01-01"
@@ -239,7 +240,11 @@ def test_relative_polling_urls_resolve_against_the_request(
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 @pytest.mark.parametrize(
     ("code", "body"),
-    [(202, None), (201, {"properties": {"provisioningState": "Creating"}}), (200, {"status": "x"})],
+    [
+        (202, None),
+        (201, {"properties": {"provisioningState": "Creating"}}),
+        (200, {"properties": {"provisioningState": "Updating"}}),
+    ],
 )
 def test_put_without_headers_polls_the_original_url(
     method: str, code: int, body: dict[str, Any] | None
@@ -249,6 +254,18 @@ def test_put_without_headers_polls_the_original_url(
     assert core.protocol is PollingProtocol.RESOURCE
     assert decision.url == START
     assert core.state is S.RUNNING
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "POST"])
+def test_a_resource_status_field_is_not_an_lro_status(method: str) -> None:
+    # {"status": "active"} is the resource's own field: without polling headers and without
+    # provisioningState, a 200 means done by its status code.
+    core = make(method)
+    decision = core.receive(view(200, {"id": "1", "status": "active"}))
+    assert core.protocol is PollingProtocol.NONE
+    assert decision.action is Action.DONE
+    assert core.state is OperationState.SUCCEEDED
+    assert core.payload == {"id": "1", "status": "active"}
 
 
 @pytest.mark.parametrize(
@@ -577,7 +594,16 @@ def test_delete_does_no_final_get() -> None:
         ("PUT", FinalStateVia.LOCATION, Action.FETCH_FINAL, LOCATION, None),
         ("POST", FinalStateVia.ORIGINAL_URI, Action.FETCH_FINAL, START, None),
         ("DELETE", FinalStateVia.ORIGINAL_URI, Action.FETCH_FINAL, START, None),
-        ("PUT", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, {"r": 1}),
+        # The monitor options make the monitor final for POST only (as in azure-core);
+        # a PUT still follows the defaults (here the monitor's resourceLocation).
+        (
+            "PUT",
+            FinalStateVia.AZURE_ASYNC_OPERATION,
+            Action.FETCH_FINAL,
+            f"{HOST}/other?{API}",
+            None,
+        ),
+        ("POST", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, {"r": 1}),
         ("POST", FinalStateVia.OPERATION_LOCATION, Action.DONE, None, {"r": 1}),
         ("POST", "location", Action.FETCH_FINAL, LOCATION, None),
     ],
@@ -592,6 +618,13 @@ def test_final_state_via(
     assert decision.url == url
     if action is Action.DONE:
         assert core.payload == payload
+
+
+def test_final_state_via_location_without_a_location_header_uses_the_defaults() -> None:
+    core = make("PUT", options=ProtocolOptions(final_state_via="location"))
+    core.receive(view(202, None, {"Operation-Location": MONITOR}))
+    decision = succeed(core, result={"r": 1})
+    assert (decision.action, decision.url) == (Action.FETCH_FINAL, START)
 
 
 def test_final_get_transient_rejected_and_invalid() -> None:
@@ -859,6 +892,27 @@ def test_restored_success_rereads_its_result() -> None:
     assert again.state is S.SUCCEEDED
 
 
+def test_restored_put_success_without_final_url_rereads_the_resource() -> None:
+    # A PUT that completed in its start response: the resource itself is read again.
+    core = make("PUT")
+    core.receive(view(201, {"id": 1, "properties": {"provisioningState": "Succeeded"}}))
+    restored = _roundtrip(core)
+    assert restored.state is S.SUCCEEDED
+    assert not restored.has_payload
+    assert restored.next_request_url == START
+    restored.receive(view(200, {"id": 1}))
+    assert restored.payload == {"id": 1}
+
+
+def test_restored_post_success_from_the_start_response_has_nothing_to_reread() -> None:
+    core = make("POST")
+    core.receive(view(200, {"answer": 42}))
+    restored = _roundtrip(core)
+    assert restored.state is S.SUCCEEDED
+    assert not restored.has_payload
+    assert restored.next_request_url is None
+
+
 def test_restored_delete_success_needs_nothing() -> None:
     core = make("DELETE")
     core.receive(view(204))
@@ -867,6 +921,23 @@ def test_restored_delete_success_needs_nothing() -> None:
     assert restored.has_payload
     assert restored.payload is None
     assert restored.next_request_url is None
+
+
+def test_restored_delete_success_via_monitor_polls_nothing() -> None:
+    core = monitor_core("DELETE")
+    succeed(core)
+    restored = _roundtrip(core)
+    assert (restored.has_payload, restored.payload, restored.next_request_url) == (True, None, None)
+
+
+def test_operation_id_is_made_on_first_use_and_kept_in_the_token() -> None:
+    core = make("POST")
+    assert core._operation_id is None  # creation stays cheap
+    first = core.operation_id
+    assert len(first) == 36
+    assert core.operation_id == first
+    assert core.snapshot().operation_id == first
+    assert OperationCore("POST", START, operation_id="given").operation_id == "given"
 
 
 def test_a_token_before_the_start_response_cannot_be_restored() -> None:

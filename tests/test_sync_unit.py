@@ -353,6 +353,18 @@ def test_rehydrated_success_rereads_its_value(rsps, pipeline, clock) -> None:
     assert resumed.value == VectorStore("vs1", "again")
 
 
+def test_rehydrated_success_of_a_start_response_says_why_its_value_is_gone(rsps, pipeline) -> None:
+    rsps.post(JOBS, status=200, json={"id": "vs1", "name": "at once"})
+    done = CreateVectorStoreOperation.start(pipeline, "POST", JOBS)
+    assert done.value == VectorStore("vs1", "at once")
+    resumed = CreateVectorStoreOperation.rehydrate(pipeline, done.rehydration_token)
+    assert resumed.has_completed
+    assert resumed.wait_for_completion() is resumed
+    with pytest.raises(OperationNotCompleteError, match="never carry response bodies"):
+        _ = resumed.value
+    assert len(rsps.calls) == 1
+
+
 # -- timeout and cancellation -------------------------------------------------------------------
 
 

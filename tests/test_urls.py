@@ -39,6 +39,12 @@ def test_resolve() -> None:
         ("https://h/x?api-version=", ""),
         ("https://h/x?x-api-version=9", None),
         ("https://h/x", None),
+        # The hand-written split agrees with parse_qsl on encoded values and fragments.
+        ("https://h/x?api-version=2024%2D01+a", "2024-01 a"),
+        ("https://h/x?a=api-version=3", None),
+        ("https://h/x#api-version=4", None),
+        ("https://h/x?b=1#api-version=4", None),
+        ("https://h/x?api-version=5#frag", "5"),
     ],
 )
 def test_api_version_of(url: str, version: str | None) -> None:

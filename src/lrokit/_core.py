@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +83,11 @@ class FinalStateVia(str, enum.Enum):
     AZURE_ASYNC_OPERATION = "azure-async-operation"
     OPERATION_LOCATION = "operation-location"
     ORIGINAL_URI = "original-uri"
+
+
+_MONITOR_IS_FINAL = frozenset(
+    {FinalStateVia.AZURE_ASYNC_OPERATION, FinalStateVia.OPERATION_LOCATION}
+)
 
 
 class Action(str, enum.Enum):
@@ -159,6 +165,7 @@ class OperationCore:
     """
 
     __slots__ = (
+        "_operation_id",
         "api_version",
         "attempt",
         "created_at",
@@ -170,7 +177,6 @@ class OperationCore:
         "location_url",
         "method",
         "next_action",
-        "operation_id",
         "options",
         "origin_policy",
         "payload",
@@ -195,7 +201,7 @@ class OperationCore:
         self.initial_url = url
         self.options = options or DEFAULT_OPTIONS
         self.origin_policy = origin_policy
-        self.operation_id = operation_id
+        self._operation_id = operation_id
         self.kind = kind
         self.created_at = time.time() if created_at is None else created_at
         self.state: OperationState = INITIAL_STATE
@@ -204,7 +210,7 @@ class OperationCore:
         self.polling_url: str | None = None
         self.location_url: str | None = None
         self.final_url: str | None = None
-        self.api_version = api_version_of(url) if "api-version" in url else None
+        self.api_version = api_version_of(url)
         self.attempt = 0
         self.status: StatusUpdate | None = None
         self.error: ServiceError | None = None
@@ -212,6 +218,14 @@ class OperationCore:
         self.has_payload = False
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def operation_id(self) -> str:
+        """A unique id of this operation (a UUID4 string), made on first use to keep creation
+        cheap; it travels in the token."""
+        if self._operation_id is None:
+            self._operation_id = str(uuid.uuid4())
+        return self._operation_id
 
     @property
     def has_completed(self) -> bool:
@@ -328,10 +342,16 @@ class OperationCore:
         elif self.location_url is not None:
             self.protocol = PollingProtocol.LOCATION
             self.polling_url = self.location_url
-        elif self.method in ("PUT", "PATCH") and (code == 202 or body_state is not None):
+        elif self.method in ("PUT", "PATCH") and (
+            code == 202 or self._status_string(document, (_RESOURCE_PATH,)) is not None
+        ):
+            # ARM: a resource still provisioning is polled on its own URL. Only
+            # provisioningState counts here; a plain "status" may be a field of the resource.
             self.protocol = PollingProtocol.RESOURCE
             self.polling_url = self._accept(with_api_version(self.initial_url, self.api_version))
-        elif code == 202 or body_state is not None:
+        elif code == 202 or (raw_status is not None and self.options.vocabulary.knows(raw_status)):
+            # A body that says, in words the vocabulary knows, that work goes on, with no
+            # URL to follow it, cannot be completed honestly.
             raise ProtocolError(
                 f"HTTP {code} start response to {self.method} gives no way to poll the operation"
                 " (no Operation-Location, Azure-AsyncOperation or Location header)",
@@ -386,7 +406,7 @@ class OperationCore:
             )
         document = self._poll_document(view)
         if protocol is PollingProtocol.RESOURCE:
-            raw_status = self._status_string(document, (_RESOURCE_PATH, _MONITOR_PATH))
+            raw_status = self._status_string(document, (_RESOURCE_PATH,))
             # An ARM resource without provisioningState has finished provisioning.
             state = _S.SUCCEEDED if raw_status is None else self.options.vocabulary(raw_status)
         else:
@@ -449,21 +469,23 @@ class OperationCore:
         method = self.method
         result = extract(document, ("result",))
         url: str | None = None
-        if via is FinalStateVia.LOCATION:
+        # final-state-via as azure-core applies it: "location" only when there is a Location
+        # URL, the monitor options only for POST; anything else falls back to the defaults.
+        if via is FinalStateVia.LOCATION and self.location_url is not None:
             url = self.location_url
+        elif via in _MONITOR_IS_FINAL and method == "POST":
+            url = None
         elif via is FinalStateVia.ORIGINAL_URI:
             url = self.initial_url
-        elif via is None:
-            if update.resource_location:
-                url = resolve(self.polling_url or self.initial_url, update.resource_location)
-            elif method in ("PUT", "PATCH"):
-                url = self.initial_url
-            elif method != "DELETE":
-                url = self.location_url
+        elif update.resource_location:
+            url = resolve(self.polling_url or self.initial_url, update.resource_location)
+        elif method in ("PUT", "PATCH"):
+            url = self.initial_url
+        elif method != "DELETE":
+            url = self.location_url
         if url is None:
             # The monitor itself is final: its ``result`` (or nothing, for DELETE).
-            payload = None if method == "DELETE" and via is None else result
-            self._finish(_S.SUCCEEDED, payload, None)
+            self._finish(_S.SUCCEEDED, None if method == "DELETE" else result, None)
             return self._decide(Action.DONE, None, hint, previous, update)
         self.final_url = self._accept(with_api_version(url, self.api_version))
         self.next_action = Action.FETCH_FINAL
@@ -673,12 +695,19 @@ class OperationCore:
         core.api_version = fields.api_version
         core.attempt = fields.attempt
         if state is _S.SUCCEEDED:
-            # Bodies never travel in tokens: re-read the result when it is asked for.
-            pending = Action.FETCH_FINAL if fields.final_url else Action.POLL
-            if core.next_request_url_for(pending) is None:
-                # Nothing to re-read: only a DELETE's (empty) result is known.
-                core.has_payload = core.method == "DELETE"
-                pending = Action.DONE
+            # Bodies never travel in tokens: re-read the result when it is asked for, from
+            # the final URL, else the resource itself (PUT/PATCH), else the monitor again.
+            if core.method == "DELETE":
+                core.has_payload, pending = True, Action.DONE  # a DELETE's result is None
+            elif fields.final_url:
+                pending = Action.FETCH_FINAL
+            elif core.method in ("PUT", "PATCH"):
+                core.final_url = core._accept(with_api_version(core.initial_url, core.api_version))
+                pending = Action.FETCH_FINAL
+            elif fields.polling_url:
+                pending = Action.POLL
+            else:
+                pending = Action.DONE  # the result came with the start response; it is gone
         elif state.is_terminal:
             pending = Action.DONE
         elif pending is Action.DONE:

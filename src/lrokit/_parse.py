@@ -126,6 +126,10 @@ class StatusVocabulary:
         """Return the state that ``raw`` means."""
         return self._map.get(raw.lower(), self.default)
 
+    def knows(self, raw: str) -> bool:
+        """Whether ``raw`` is one of the vocabulary's words (rather than mapped by default)."""
+        return raw.lower() in self._map
+
     def __repr__(self) -> str:
         return f"StatusVocabulary({self._map!r}, default={self.default!r})"
 
@@ -133,6 +137,13 @@ class StatusVocabulary:
 _DEFAULT_WORDS: dict[str, OperationState] = {
     "notstarted": OperationState.NOT_STARTED,
     "running": OperationState.RUNNING,
+    # ARM's non-terminal provisioning states and the Azure.Core spelling of "running".
+    "inprogress": OperationState.RUNNING,
+    "accepted": OperationState.RUNNING,
+    "creating": OperationState.RUNNING,
+    "updating": OperationState.RUNNING,
+    "deleting": OperationState.RUNNING,
+    "provisioning": OperationState.RUNNING,
     "succeeded": OperationState.SUCCEEDED,
     "failed": OperationState.FAILED,
     "canceled": OperationState.CANCELED,

@@ -8,7 +8,6 @@ finished the transition, and sleeps in the caller's thread. It starts no threads
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
@@ -118,7 +117,6 @@ class Operation(Generic[T]):
             absolute,
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
-            operation_id=str(uuid.uuid4()),
             kind=cls.kind(),
         )
         operation = cls(pipeline, core, headers=operation_headers)
@@ -213,7 +211,6 @@ class Operation(Generic[T]):
                 str(request.url or response.url),
                 options=options or cls.protocol_options,
                 origin_policy=pipeline.origin_policy,
-                operation_id=str(uuid.uuid4()),
                 kind=cls.kind(),
             )
         operation = cls(pipeline, core, response=response, headers=operation_headers)
@@ -310,6 +307,11 @@ class Operation(Generic[T]):
             raise self._outcome_error(OperationFailedError, "failed")
         if state is OperationState.CANCELED:
             raise self._outcome_error(OperationCanceledError, "was canceled")
+        if state is OperationState.SUCCEEDED and core.next_request_url is None:
+            raise OperationNotCompleteError(
+                "the operation succeeded with its start response, whose body was its result;"
+                " tokens never carry response bodies, so a restored operation cannot read it"
+            )
         if state is OperationState.SUCCEEDED:
             raise OperationNotCompleteError(
                 "the operation succeeded but its result has not been read since it was "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from ._exceptions import UntrustedOriginError
 
@@ -32,10 +32,18 @@ def resolve(base: str, reference: str) -> str:
 
 
 def api_version_of(url: str) -> str | None:
-    """The ``api-version`` query parameter of ``url``, or None."""
-    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        if key == "api-version":
-            return value
+    """The ``api-version`` query parameter of ``url``, or None.
+
+    Splits the query by hand rather than with ``urlsplit``/``parse_qsl``: this runs once per
+    operation and the general parsers cost most of an operation's creation time.
+    """
+    query = url.partition("#")[0].partition("?")[2]
+    if "api-version=" not in query:
+        return None
+    for field in query.split("&"):
+        if field.startswith("api-version="):
+            value = field[len("api-version=") :]
+            return unquote_plus(value) if "%" in value or "+" in value else value
     return None
 
 
