@@ -7,8 +7,18 @@ the six usage patterns, hooks, manual driving and rehydration.
 from __future__ import annotations
 
 from ._core import Action, Decision, FinalStateVia, OperationCore, PollingProtocol, ProtocolOptions
-from ._delay import DelaySource, PollingDelay, PollingPolicy
+from ._delay import (
+    DelaySequence,
+    DelaySource,
+    DelayStrategy,
+    ExponentialDelay,
+    FixedDelay,
+    PollingDelay,
+    PollingPolicy,
+)
 from ._exceptions import (
+    CancelNotSupportedError,
+    CancelRejectedError,
     HookError,
     HttpResponseError,
     InvalidTokenError,
@@ -19,7 +29,9 @@ from ._exceptions import (
     OperationFailedError,
     OperationNotCompleteError,
     PollRejectedError,
+    PollTransportError,
     ProtocolError,
+    RetriesExhaustedError,
     StartRejectedError,
     UntrustedOriginError,
     WaitCancelledError,
@@ -39,9 +51,15 @@ __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Action",
+    "CancelNotSupportedError",
+    "CancelRejectedError",
     "Decision",
+    "DelaySequence",
     "DelaySource",
+    "DelayStrategy",
+    "ExponentialDelay",
     "FinalStateVia",
+    "FixedDelay",
     "HookError",
     "HookKind",
     "HttpResponseError",
@@ -59,6 +77,7 @@ __all__ = [
     "Pipeline",
     "PollEvent",
     "PollRejectedError",
+    "PollTransportError",
     "PollingDelay",
     "PollingPolicy",
     "PollingProtocol",
@@ -66,6 +85,7 @@ __all__ = [
     "ProtocolOptions",
     "RehydrationToken",
     "ResponseView",
+    "RetriesExhaustedError",
     "ServiceError",
     "StartRejectedError",
     "StateChange",

@@ -8,6 +8,7 @@ that sends requests and sleeps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
@@ -15,23 +16,48 @@ import msgspec
 from typing_extensions import Self
 
 from ._core import Action, Decision, OperationCore, ProtocolOptions
-from ._delay import PollingDelay, PollingPolicy
+from ._delay import Interval, PollingDelay, PollingPolicy
 from ._exceptions import (
+    CancelNotSupportedError,
+    CancelRejectedError,
+    InvalidTransitionError,
+    LroError,
     OperationCanceledError,
     OperationFailedError,
     OperationNotCompleteError,
-    PollRejectedError,
+    PollTransportError,
     ProtocolError,
+    RetriesExhaustedError,
     WaitCancelledError,
     WaitTimeoutError,
 )
 from ._hooks import HookKind, Hooks, PollEvent, StateChange, Subscription
-from ._parse import StatusUpdate
+from ._parse import (
+    ResponseView,
+    StatusUpdate,
+    decode_json,
+    extract,
+    parse_retry_after,
+    parse_service_error,
+)
 from ._state import OperationState, Trigger, available_triggers
-from ._token import RehydrationToken
-from ._urls import OriginPolicy
+from ._token import RehydrationToken, TokenPolicy
+from ._urls import OriginPolicy, with_api_version
 
-__all__ = ["OperationBase", "PipelineSettings", "WaitStep"]
+__all__ = [
+    "OPERATION_ID_HEADER",
+    "OperationBase",
+    "PipelineSettings",
+    "WaitStep",
+    "bounded_step",
+]
+
+#: The request header that makes a start request idempotent on services that honour it
+#: (Microsoft REST API guidelines); lrokit sends the operation's own id in it on request.
+OPERATION_ID_HEADER = "Operation-Id"
+#: Start requests that may be repeated without an ``Operation-Id``: idempotent by HTTP.
+_IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
+_POLLING_ACTIONS = frozenset({Action.POLL, Action.RETRY, Action.FETCH_FINAL})
 
 T = TypeVar("T")
 
@@ -49,6 +75,11 @@ class PipelineSettings(Protocol):
         """The waiting rules."""
         ...
 
+    @property
+    def tokens(self) -> TokenPolicy:
+        """How rehydration tokens are written and read (signing, size, secrets)."""
+        ...
+
     def url(self, path: str) -> str:
         """An absolute URL for ``path`` relative to the endpoint."""
         ...
@@ -61,6 +92,16 @@ class WaitStep(NamedTuple):
     timeout: bool
 
 
+def bounded_step(delay: float, deadline: float | None, now: float) -> WaitStep:
+    """Sleep ``delay`` then go on, unless that would reach ``deadline``: then sleep only
+    until the deadline and time out (no request is made at or after a deadline)."""
+    if deadline is not None:
+        remaining = deadline - now
+        if remaining <= 0 or delay >= remaining:
+            return WaitStep(max(0.0, remaining), True)
+    return WaitStep(delay, False)
+
+
 class OperationBase(Generic[T]):
     """The I/O-free half of an operation; see ``Operation`` and ``AsyncOperation``."""
 
@@ -69,6 +110,10 @@ class OperationBase(Generic[T]):
     value_type: ClassVar[Any] = None
     #: Protocol options for every operation of this class (None: the Azure defaults).
     protocol_options: ClassVar[ProtocolOptions | None] = None
+    #: How to ask the service to cancel an operation of this class: ``(method, URL
+    #: template)``, such as ``("POST", "{monitor}:cancel")`` or ``("DELETE", "{monitor}")``.
+    #: None (the default) means the service offers no cancellation; see :meth:`cancel_target`.
+    cancel_request: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, pipeline: PipelineSettings, core: OperationCore, response: Any) -> None:
         self._settings = pipeline
@@ -78,6 +123,10 @@ class OperationBase(Generic[T]):
         self._value: Any = _UNSET
         self._failures = 0
         self._last_delay: PollingDelay | None = None
+        # The polling_interval that _last_delay was planned for (_UNSET: re-plan it).
+        self._planned_for: Any = _UNSET
+        # Whether the start request carries an Operation-Id, which makes it safe to repeat.
+        self._start_has_operation_id = False
 
     # -- construction helpers ----------------------------------------------------------------
 
@@ -96,6 +145,7 @@ class OperationBase(Generic[T]):
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),
+            token_policy=pipeline.tokens,
         )
 
     @classmethod
@@ -105,12 +155,20 @@ class OperationBase(Generic[T]):
         token: RehydrationToken | str | bytes,
         options: ProtocolOptions | None,
     ) -> OperationCore:
+        # Size, signature and format are checked by the pipeline's token policy, then the
+        # values, the kind and every URL's origin by the core; nothing is sent.
+        tokens = pipeline.tokens
         return OperationCore.restore(
-            RehydrationToken.parse(token),
+            tokens.read(token),
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),
+            token_policy=tokens,
         )
+
+    def _start_operation_id(self) -> str | None:
+        """The ``Operation-Id`` header of a start request not sent yet (drivers override)."""
+        return None
 
     # -- reading (no I/O) ----------------------------------------------------------------
 
@@ -136,13 +194,30 @@ class OperationBase(Generic[T]):
 
     @property
     def last_delay(self) -> PollingDelay | None:
-        """The delay chosen after the last response and the rule that chose it."""
+        """The delay chosen after the last response (or fault) and the rule that chose it.
+
+        None before the first response and once no further request is due.
+        """
         return self._last_delay
 
     @property
+    def consecutive_failures(self) -> int:
+        """Transient faults in a row on the current request (0 after any usable answer)."""
+        return self._failures
+
+    @property
     def rehydration_token(self) -> RehydrationToken:
-        """A token from which :meth:`rehydrate` can resume this operation elsewhere."""
-        return self._core.token()
+        """A token from which :meth:`rehydrate` can resume this operation elsewhere.
+
+        Available from the moment the operation exists; persist it as soon as the start
+        response arrived (an ``on_change`` hook runs then) to resume after a crash. Before
+        that, a token restores only when repeating the start is safe (PUT, DELETE or an
+        ``Operation-Id``). Signed when the pipeline's token policy has a signer.
+        """
+        core = self._core
+        if core.next_action is None:
+            return core.token(start_operation_id=self._start_operation_id())
+        return core.token()
 
     @property
     def value(self) -> T:
@@ -211,21 +286,36 @@ class OperationBase(Generic[T]):
 
     # -- waiting (no I/O) ---------------------------------------------------------------------
 
-    def _wait_step(self, interval: float | None, deadline: float | None, now: float) -> WaitStep:
+    def _wait_step(self, interval: Interval, deadline: float | None, now: float) -> WaitStep:
         """How long to sleep before the next request, and whether the deadline comes first.
 
         The final GET is not delayed (unless it is being retried); when the next delay would
-        reach the deadline, the loop sleeps only until the deadline and then times out.
+        reach the deadline, the loop sleeps only until the deadline and then times out, so a
+        wait never ends later than its deadline and never polls at it.
         """
         if self._core.next_action is Action.FETCH_FINAL and self._failures == 0:
             delay = 0.0
         else:
             delay = self._next_delay(interval).seconds
-        if deadline is not None:
-            remaining = deadline - now
-            if remaining <= 0 or delay >= remaining:
-                return WaitStep(max(0.0, remaining), True)
-        return WaitStep(delay, False)
+        return bounded_step(delay, deadline, now)
+
+    def _next_delay(self, interval: Interval) -> PollingDelay:
+        """The delay before the next request; planned once per response, so that the delay
+        a poll hook was shown is the one slept (jittered strategies draw only once)."""
+        if self._last_delay is not None and (self._failures or self._planned_for == interval):
+            return self._last_delay  # backing off after a fault, or already planned
+        status = self._core.status
+        return self._plan(interval, status.retry_after if status is not None else None)
+
+    def _plan(self, interval: Interval, hint: float | None) -> PollingDelay:
+        delay = self._settings.polling.delay(interval, hint, attempt=self._core.attempt + 1)
+        self._last_delay, self._planned_for = delay, interval
+        return delay
+
+    def _back_off(self, hint: float | None) -> PollingDelay:
+        delay = self._settings.polling.retry_delay(self._failures, hint)
+        self._last_delay, self._planned_for = delay, _UNSET
+        return delay
 
     def _timeout_error(self, timeout: float) -> WaitTimeoutError:
         state = self._core.state
@@ -233,6 +323,7 @@ class OperationBase(Generic[T]):
             f"the operation did not complete within {timeout} s (state {state.value})",
             state=state,
             rehydration_token=str(self.rehydration_token),
+            status=self._core.status,
         )
 
     def _cancelled_error(self) -> WaitCancelledError:
@@ -241,52 +332,223 @@ class OperationBase(Generic[T]):
             "waited on again or resumed from its token",
             state=self._core.state,
             rehydration_token=str(self.rehydration_token),
+            status=self._core.status,
         )
 
-    def _transport_failed(self, error: Exception) -> None:
-        """Count a request that got no answer; raise once the retry budget is spent."""
-        self._failures += 1
-        policy = self._settings.polling
-        if self._failures > policy.max_retries:
-            self._failures = 0
-            raise PollRejectedError(
-                f"the status request failed {policy.max_retries + 1} times in a row: {error}",
-                status_code=0,
-                rehydration_token=str(self.rehydration_token),
-            ) from error
-        self._last_delay = policy.retry_delay(self._failures, None)
+    # -- transient faults (no I/O) -------------------------------------------------------
 
-    def _next_delay(self, interval: float | None) -> PollingDelay:
-        if self._failures and self._last_delay is not None:
-            return self._last_delay  # backing off after a transient error
-        status = self._core.status
-        hint = status.retry_after if status is not None else None
-        self._last_delay = self._settings.polling.delay(interval, hint)
-        return self._last_delay
+    def _count_fault(self, status_code: int, response: Any, cause: str) -> None:
+        """Count one transient fault; raise once there were more than ``max_retries``."""
+        self._failures += 1
+        limit = self._settings.polling.max_retries
+        if self._failures > limit:
+            failures, self._failures = self._failures, 0
+            self._last_delay, self._planned_for = None, _UNSET
+            raise RetriesExhaustedError(
+                f"{failures} transient faults in a row (the policy tolerates {limit}); last:"
+                f" {cause}",
+                status_code=status_code,
+                failures=failures,
+                response=response,
+                rehydration_token=str(self.rehydration_token),
+            )
+
+    def _transport_failed(self, error: Exception) -> PollTransportError:
+        """Count a poll that got no answer (connection error, timeout).
+
+        Returns the error that ``update_status`` raises (``wait_for_completion`` just backs
+        off); raises :class:`RetriesExhaustedError` once the retry budget is spent.
+        """
+        try:
+            self._count_fault(0, None, f"no answer ({type(error).__name__}: {error})")
+        except RetriesExhaustedError as exhausted:
+            raise exhausted from error
+        self._back_off(None)
+        limit = self._settings.polling.max_retries
+        failure = PollTransportError(
+            f"the request got no answer ({type(error).__name__}: {error}); transient fault"
+            f" {self._failures} of at most {limit} in a row, the state is unchanged",
+            failures=self._failures,
+            retries_left=limit - self._failures,
+            rehydration_token=str(self.rehydration_token),
+        )
+        failure.__cause__ = error
+        return failure
+
+    def _is_garbled(self, view: ResponseView) -> bool:
+        """Whether an answer the core refused is a transport accident worth retrying: a 2xx
+        poll or final-resource answer whose body is not JSON (truncated, an HTML page)."""
+        if self._core.next_action not in _POLLING_ACTIONS or not 200 <= view.status_code < 300:
+            return False
+        try:
+            decode_json(view.body)
+        except Exception:  # noqa: BLE001 - msgspec.DecodeError and anything else undecodable
+            return True
+        return False
+
+    def _receive_polled(self, view: ResponseView, interval: Interval, *, waiting: bool) -> Decision:
+        """Apply the answer to a request the operation made itself (start, poll, final GET).
+
+        A 2xx poll answer whose body is not JSON (truncated, an HTML error page) counts as a
+        transient fault, like a 503, and the state does not change. While ``waiting`` it is
+        then retried after a back-off like any other; otherwise (``update_status``) the
+        :class:`ProtocolError` is raised after counting it.
+        """
+        try:
+            decision = self._core.receive(view)
+        except ProtocolError as error:
+            if not self._is_garbled(view):
+                raise
+            try:
+                self._count_fault(view.status_code, view.raw, "an unreadable body")
+            except RetriesExhaustedError as exhausted:
+                raise exhausted from error
+            hint = parse_retry_after(view.headers, time.time())
+            self._back_off(hint)
+            if not waiting:
+                raise
+            state = self._core.state
+            decision = Decision(Action.RETRY, self._core.next_request_url, hint, state, state)
+            self._notify(decision, view.raw)
+            return decision
+        self._after(decision, view.raw, interval)
+        return decision
+
+    def _start_is_safe(self, method: str) -> bool:
+        """Whether a start request may be sent again after a fault: PUT and DELETE are
+        idempotent, and an ``Operation-Id`` header makes a POST so on services honouring it."""
+        return method.upper() in _IDEMPOTENT_METHODS or self._start_has_operation_id
+
+    def _start_fault(self, method: str, status_code: int, hint: float | None) -> float | None:
+        """Decide about a start request that hit a transient fault (``status_code`` 0: no
+        answer): the seconds to wait before sending it again, or None to give up."""
+        if not self._start_is_safe(method):
+            return None
+        try:
+            self._count_fault(status_code, None, f"start request, HTTP {status_code}")
+        except RetriesExhaustedError:
+            return None
+        return self._back_off(hint).seconds
+
+    # -- service-side cancellation (no I/O) ------------------------------------------------
+
+    def cancel_target(self) -> tuple[str, str]:
+        """The method and absolute URL of the request that asks the service to cancel.
+
+        The default reads the class attribute :attr:`cancel_request`, a ``(method,
+        template)`` pair. The template may use ``{monitor}`` (the status monitor URL),
+        ``{initial}`` (the start request's URL), both without their query, and
+        ``{operation_id}``; the query of the URL used (or, for a relative template, the
+        endpoint) is kept, and the operation's ``api-version`` is carried over. Override
+        this method for services with other rules.
+
+        Raises:
+            CancelNotSupportedError: no cancel request is configured, or the template needs
+                a monitor URL this operation does not have.
+            UntrustedOriginError: the URL is outside the trusted origins.
+        """
+        request = type(self).cancel_request
+        if request is None:
+            raise CancelNotSupportedError(
+                f"{type(self).__name__} has no cancel request: the service may not support"
+                " cancellation; set cancel_request (e.g. ('POST', '{monitor}:cancel')) or"
+                " override cancel_target() or cancel(). To stop waiting instead, pass"
+                " cancel=threading.Event() to wait_for_completion()"
+            )
+        method, template = request
+        core = self._core
+        if "{monitor}" in template and core.polling_url is None:
+            raise CancelNotSupportedError(
+                "the cancel request needs the status monitor URL, which this operation has not"
+                f" got (protocol {core.protocol.value})"
+            )
+        monitor_path, _, monitor_query = (core.polling_url or "").partition("?")
+        initial_path, _, initial_query = core.initial_url.partition("?")
+        try:
+            url = template.format(
+                monitor=monitor_path, initial=initial_path, operation_id=core.operation_id
+            )
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"bad cancel_request template {template!r}: {error}") from None
+        query = monitor_query if "{monitor}" in template else ""
+        if "{initial}" in template:
+            query = initial_query
+        if query and "?" not in url:
+            url = f"{url}?{query}"
+        url = with_api_version(self._settings.url(url), core.api_version)
+        return method.upper(), self._settings.origin_policy.check(url)
+
+    def _check_cancellable(self) -> None:
+        state = self._core.state
+        if state.is_terminal:
+            raise InvalidTransitionError(state, Trigger.CANCEL)
+        if self._core.next_action is None:
+            raise LroError(
+                "the operation has not been started, so there is nothing to cancel at the"
+                " service; fire('cancel') abandons it locally"
+            )
+
+    def _cancel_answered(self, view: ResponseView) -> Decision | None:
+        """Apply the answer to a cancel request.
+
+        The state becomes Canceled only when the answer itself reports ``Canceled`` (read
+        with the operation's status path and vocabulary); any other 2xx answer changes
+        nothing, and a later poll reports the outcome. Returns the decision, or None.
+
+        Raises:
+            CancelRejectedError: the service answered with an HTTP error; state unchanged.
+        """
+        code = view.status_code
+        try:
+            document = decode_json(view.body) if view.body else None
+        except Exception:  # noqa: BLE001 - an unreadable body confirms nothing
+            document = None
+        if not 200 <= code < 300:
+            raise CancelRejectedError(
+                f"the service rejected the cancel request with HTTP {code}",
+                status_code=code,
+                response=view.raw,
+                service_error=parse_service_error(document),
+                rehydration_token=str(self.rehydration_token),
+            )
+        options = self._core.options
+        paths = (
+            (options.status_path,)
+            if options.status_path is not None
+            else (("status",), ("properties", "provisioningState"))
+        )
+        raw_status = next(
+            (v for v in (extract(document, p) for p in paths) if isinstance(v, str) and v),
+            None,
+        )
+        if raw_status is None or options.vocabulary(raw_status) is not OperationState.CANCELED:
+            return None
+        update = StatusUpdate(
+            OperationState.CANCELED, raw_status, error=parse_service_error(document)
+        )
+        decision = self._core.apply_status(update)
+        self._after(decision, view.raw, None)
+        return decision
 
     # -- processing one response ---------------------------------------------------------
 
-    def _after(self, decision: Decision, raw: Any, interval: float | None) -> None:
-        policy = self._settings.polling
+    def _after(self, decision: Decision, raw: Any, interval: Interval) -> None:
         if decision.action is Action.RETRY:
-            self._failures += 1
-            if self._failures > policy.max_retries:
-                self._failures = 0
-                status_code = raw.status_code if raw is not None else 0
-                raise PollRejectedError(
-                    f"the service kept answering with transient errors (last HTTP {status_code})"
-                    f" {policy.max_retries + 1} times in a row",
-                    status_code=status_code,
-                    response=raw,
-                    rehydration_token=str(self.rehydration_token),
-                )
-            self._last_delay = policy.retry_delay(self._failures, decision.retry_after)
+            status_code = getattr(raw, "status_code", 0)
+            if not isinstance(status_code, int):
+                status_code = 0
+            what = "an unreadable body" if 200 <= status_code < 300 else f"HTTP {status_code}"
+            self._count_fault(status_code, raw, what)
+            self._back_off(decision.retry_after)
         else:
             self._failures = 0
             if decision.action is Action.POLL:
-                self._last_delay = policy.delay(interval, decision.retry_after)
+                self._plan(interval, decision.retry_after)
             else:
-                self._last_delay = None
+                self._last_delay, self._planned_for = None, _UNSET
+        self._notify(decision, raw)
+
+    def _notify(self, decision: Decision, raw: Any) -> None:
         if self._hooks is not None and len(self._hooks):
             change = (
                 StateChange(self, decision.previous, decision.state) if decision.changed else None

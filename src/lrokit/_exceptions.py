@@ -7,16 +7,22 @@
     ├── OperationNotCompleteError     ``value`` read before the operation reached a terminal state
     ├── HookError                     one or more hooks raised; the state change itself stood
     ├── InvalidTokenError             a rehydration token that cannot be trusted or read
+    │   └── TokenOriginError          ... because a URL in it is outside the trusted origins
     ├── UntrustedOriginError          a URL outside the client's endpoint and allowlist
+    │   └── TokenOriginError          (both: a token's URL is an untrusted origin)
     ├── WaitTimeoutError              ``wait_for_completion(timeout=...)`` ran out
     ├── WaitCancelledError            the caller stopped the wait with a cancellation handle
+    ├── CancelNotSupportedError       ``cancel()`` on an operation class without a cancel request
     └── OperationError                carries the last response, the service error, the token
         ├── OperationFailedError      the service says the operation Failed
         ├── OperationCanceledError    the service says the operation was Canceled
         ├── ProtocolError             a response lrokit cannot use (no readable status, ...)
+        ├── PollTransportError        a poll got no answer; within the retry budget
         └── HttpResponseError         the service answered a request with an HTTP error
             ├── StartRejectedError    ... the request that starts the operation
+            ├── CancelRejectedError   ... the request that asks the service to cancel
             └── PollRejectedError     ... a status poll or the final GET
+                └── RetriesExhaustedError  transient faults, more than ``max_retries`` in a row
 
 Nothing here imports ``requests``: the last raw response is whatever object the driver
 attached (a ``requests.Response`` for the sync driver).
@@ -27,10 +33,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._parse import ServiceError
+    from ._parse import ServiceError, StatusUpdate
     from ._state import OperationState, Trigger
 
 __all__ = [
+    "CancelNotSupportedError",
+    "CancelRejectedError",
     "HookError",
     "HttpResponseError",
     "InvalidTokenError",
@@ -41,8 +49,11 @@ __all__ = [
     "OperationFailedError",
     "OperationNotCompleteError",
     "PollRejectedError",
+    "PollTransportError",
     "ProtocolError",
+    "RetriesExhaustedError",
     "StartRejectedError",
+    "TokenOriginError",
     "UntrustedOriginError",
     "WaitCancelledError",
     "WaitTimeoutError",
@@ -99,6 +110,22 @@ class UntrustedOriginError(LroError):
         super().__init__(f"refusing to send a request to {shown!r}: origin not in {list(allowed)}")
 
 
+class TokenOriginError(InvalidTokenError, UntrustedOriginError):
+    """A rehydration token holds a URL outside the client's trusted origins.
+
+    Both an :class:`InvalidTokenError` (the token is refused, nothing is restored) and an
+    :class:`UntrustedOriginError` (``url`` and ``allowed`` say what was refused). The
+    message names the token field but, like every token error, not the URL.
+    """
+
+    def __init__(self, url: str, allowed: tuple[str, ...], field: str) -> None:
+        UntrustedOriginError.__init__(self, url, allowed)
+        self.field = field
+        Exception.__init__(
+            self, f"token's {field} is outside the client's trusted origins {list(allowed)}"
+        )
+
+
 class _WithToken(LroError):
     def __init__(self, message: str, *, rehydration_token: str | None = None) -> None:
         super().__init__(message)
@@ -109,24 +136,50 @@ class WaitTimeoutError(_WithToken, TimeoutError):
     """``wait_for_completion`` reached its deadline before the operation completed.
 
     The operation is untouched and can be waited on again or resumed from
-    ``rehydration_token``. ``state`` is the last known state.
+    ``rehydration_token``. ``state`` is the last known state, ``status`` the last parsed
+    status report (None when there was none).
     """
 
     def __init__(
-        self, message: str, *, state: OperationState, rehydration_token: str | None
+        self,
+        message: str,
+        *,
+        state: OperationState,
+        rehydration_token: str | None,
+        status: StatusUpdate | None = None,
     ) -> None:
         super().__init__(message, rehydration_token=rehydration_token)
         self.state = state
+        self.status = status
 
 
 class WaitCancelledError(_WithToken):
-    """The caller stopped ``wait_for_completion``; the operation stays resumable."""
+    """The caller stopped ``wait_for_completion``; the operation stays resumable.
+
+    ``state`` and ``status`` are as for :class:`WaitTimeoutError`. This stops the *wait*
+    only; asking the service to cancel the operation is ``Operation.cancel()``.
+    """
 
     def __init__(
-        self, message: str, *, state: OperationState, rehydration_token: str | None
+        self,
+        message: str,
+        *,
+        state: OperationState,
+        rehydration_token: str | None,
+        status: StatusUpdate | None = None,
     ) -> None:
         super().__init__(message, rehydration_token=rehydration_token)
         self.state = state
+        self.status = status
+
+
+class CancelNotSupportedError(LroError, NotImplementedError):
+    """``cancel()`` was called on an operation class that has no cancel request configured.
+
+    Set the class attribute ``cancel_request`` (for example ``("POST", "{monitor}:cancel")``)
+    or override ``cancel_target()`` for services that support cancellation. No request was
+    sent.
+    """
 
 
 class OperationError(LroError):
@@ -197,3 +250,64 @@ class StartRejectedError(HttpResponseError):
 
 class PollRejectedError(HttpResponseError):
     """A status poll or the final-resource request was answered with an HTTP error."""
+
+
+class RetriesExhaustedError(PollRejectedError):
+    """A request hit transient faults more than the policy's ``max_retries`` times in a row.
+
+    Transient faults are HTTP 408, 429, 500, 502, 503 and 504 answers, connection errors,
+    timeouts and answers whose body could not be read. ``status_code`` is the last HTTP
+    status, or 0 when the last attempt got no answer (its exception is the ``__cause__``).
+    ``failures`` is the number of consecutive faults. The operation's state is unchanged;
+    the count starts over, so it can be waited on again or resumed from the token.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        failures: int,
+        response: Any = None,
+        service_error: ServiceError | None = None,
+        rehydration_token: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            status_code=status_code,
+            response=response,
+            service_error=service_error,
+            rehydration_token=rehydration_token,
+        )
+        self.failures = failures
+
+
+class PollTransportError(OperationError):
+    """``update_status()`` sent its request but got no answer (connection error, timeout).
+
+    The fault is counted against the policy's retry budget and the state is unchanged: call
+    ``update_status()`` again after ``operation.last_delay``. ``failures`` is the number of
+    consecutive faults so far and ``retries_left`` how many more are tolerated before
+    :class:`RetriesExhaustedError`. The transport's exception is the ``__cause__``.
+    ``wait_for_completion`` never raises this; it retries by itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: int,
+        retries_left: int,
+        rehydration_token: str | None = None,
+    ) -> None:
+        super().__init__(message, rehydration_token=rehydration_token)
+        self.failures = failures
+        self.retries_left = retries_left
+
+
+class CancelRejectedError(HttpResponseError):
+    """The service answered the request to cancel the operation with an HTTP error.
+
+    The operation's state is unchanged (a service often answers 409 when the operation has
+    already completed; poll to see how it ended).
+    """

@@ -7,6 +7,7 @@ through a :class:`StatusVocabulary`; nothing after this module compares status s
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
 
 #: The upper bound for a server's polling hint; a larger value is treated as garbage.
 MAX_SERVER_HINT_SECONDS = 24 * 3600.0
+
+_log = logging.getLogger(__name__)
 
 
 class ResponseView(msgspec.Struct, frozen=True):
@@ -205,7 +208,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     Reads ``retry-after-ms`` and ``x-ms-retry-after-ms`` (milliseconds) first, then
     ``Retry-After`` as (fractional) seconds or an HTTP-date, which is measured against ``now``
     (seconds since the epoch). Negative, non-finite, unparseable or absurd (over a day)
-    values count as absent.
+    values count as absent, each with a WARNING record on the ``lrokit._parse`` logger;
+    they never raise.
     """
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
         raw = headers.get(name)
@@ -214,6 +218,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             sane = None if seconds is None else _sane(seconds / 1000.0)
             if sane is not None:  # an unusable value counts as absent: try the next header
                 return sane
+            _ignored(name, raw)
     raw = headers.get("retry-after")
     if raw is None:
         return None
@@ -222,11 +227,20 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
         try:
             when = email.utils.parsedate_to_datetime(raw.strip())
         except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
+            when = None
+        if when is None or when.tzinfo is None:
+            _ignored("retry-after", raw)
             return None
         seconds = max(0.0, when.timestamp() - now)
-    return _sane(seconds)
+    sane = _sane(seconds)
+    if sane is None:
+        _ignored("retry-after", raw)
+    return sane
+
+
+def _ignored(name: str, raw: str) -> None:
+    # %r and a length limit: the value comes from the network and goes into someone's logs.
+    _log.warning("ignoring unusable %s header value %r", name, raw[:64])
 
 
 def _number(raw: str) -> float | None:

@@ -8,7 +8,9 @@ It starts no threads.
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -16,11 +18,11 @@ from typing import Any, NamedTuple, TypeVar
 import requests
 from typing_extensions import Self
 
-from ._base import OperationBase
-from ._core import Decision, OperationCore, ProtocolOptions
-from ._delay import as_seconds
-from ._exceptions import LroError
-from ._parse import ResponseView
+from ._base import OPERATION_ID_HEADER, OperationBase, WaitStep, bounded_step
+from ._core import TRANSIENT_STATUS_CODES, Decision, OperationCore, ProtocolOptions
+from ._delay import DelayStrategy, Interval, as_seconds
+from ._exceptions import LroError, PollTransportError
+from ._parse import ResponseView, parse_retry_after
 from ._pipeline import Pipeline, SupportsPipeline, view_of
 from ._token import RehydrationToken
 
@@ -28,7 +30,13 @@ __all__ = ["Operation"]
 
 T = TypeVar("T")
 
-_TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout)
+#: Exceptions of ``requests`` that mean "no (complete) answer arrived": worth another try.
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class Operation(OperationBase[T]):
@@ -71,6 +79,7 @@ class Operation(OperationBase[T]):
         headers: Mapping[str, str] | None = None,
         operation_headers: Mapping[str, str] | None = None,
         options: ProtocolOptions | None = None,
+        idempotent: bool = False,
         **request_kwargs: Any,
     ) -> Self:
         """Build the operation in ``NotStarted`` without sending anything.
@@ -89,6 +98,10 @@ class Operation(OperationBase[T]):
         core = cls._new_core(pipeline, method, absolute, options)
         operation = cls(pipeline, core, headers=operation_headers)
         merged = {**(operation_headers or {}), **(headers or {})}
+        given = any(name.lower() == OPERATION_ID_HEADER.lower() for name in merged)
+        if idempotent and not given:
+            merged[OPERATION_ID_HEADER] = core.operation_id
+        operation._start_has_operation_id = idempotent or given
         operation._start_request = _StartRequest(method, absolute, json, merged, request_kwargs)
         return operation
 
@@ -104,6 +117,7 @@ class Operation(OperationBase[T]):
         headers: Mapping[str, str] | None = None,
         operation_headers: Mapping[str, str] | None = None,
         options: ProtocolOptions | None = None,
+        idempotent: bool = False,
         **request_kwargs: Any,
     ) -> Self:
         """Send the start request and return the operation (Running, or already terminal).
@@ -115,10 +129,17 @@ class Operation(OperationBase[T]):
             operation_headers: headers sent with the start request and with every poll and
                 final request of this operation (for example ``x-ms-client-request-id``).
             options: protocol options; defaults to the class's ``protocol_options``.
+            idempotent: send the operation's id in an ``Operation-Id`` header, so that a
+                service honouring it treats a repeated start as the same operation; lrokit
+                then retries the start after transient faults, as it always does for PUT
+                and DELETE (an ``Operation-Id`` in ``headers`` counts too).
             request_kwargs: passed to ``requests`` for the start request only.
 
         Raises:
-            StartRejectedError: the service answered with an HTTP error.
+            StartRejectedError: the service answered with an HTTP error (after the retries
+                allowed for a safe start, the last answer).
+            requests.RequestException: the start got no answer (a start that is not safe to
+                repeat is never retried: the service may have received it).
             ProtocolError: the answer gives no way to follow the operation.
             UntrustedOriginError: ``url`` or a polling URL is outside the trusted origins.
         """
@@ -131,6 +152,7 @@ class Operation(OperationBase[T]):
             headers=headers,
             operation_headers=operation_headers,
             options=options,
+            idempotent=idempotent,
             **request_kwargs,
         )
         operation.send_start()
@@ -145,20 +167,50 @@ class Operation(OperationBase[T]):
                 :meth:`start`; after a ``StartRejectedError`` the operation stays
                 ``NotStarted`` and the start may be sent again.
         """
+        return self._send_start(_NO_WAIT)
+
+    def _send_start(self, wait: _Wait) -> requests.Response:
         request = self._start_request
         if request is None or self._core.next_action is not None:
             raise LroError("this operation has no start request left to send")
-        response = self._pipeline.send(
-            request.method,
-            request.url,
-            json=request.json,
-            headers=request.headers,
-            **request.kwargs,
-        )
+        pipeline = self._pipeline
+        while True:
+            try:
+                response = pipeline.send(
+                    request.method,
+                    request.url,
+                    json=request.json,
+                    headers=request.headers,
+                    **request.kwargs,
+                )
+            except _TRANSPORT_ERRORS:
+                delay = self._start_fault(request.method, 0, None)
+                if delay is None:
+                    raise
+            else:
+                code = response.status_code
+                if code not in TRANSIENT_STATUS_CODES:
+                    break
+                hint = parse_retry_after(response.headers, time.time())
+                delay = self._start_fault(request.method, code, hint)
+                if delay is None:
+                    break  # the core turns the last answer into StartRejectedError
+                self._response = response
+            self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
         self._response = response
-        self._process(view_of(response), interval=None)
+        self._receive_polled(view_of(response), wait.interval, waiting=wait is not _NO_WAIT)
         self._start_request = None
         return response
+
+    def _sleep(self, step: WaitStep, wait: _Wait) -> None:
+        """Sleep one step of a wait, honouring its cancellation handle and deadline."""
+        cancel = wait.cancel
+        if cancel is not None and cancel.is_set():
+            raise self._cancelled_error()
+        if step.seconds > 0 and self._pipeline.sleep(step.seconds, cancel):
+            raise self._cancelled_error()
+        if step.timeout:
+            raise self._timeout_error(wait.limit)
 
     @classmethod
     def from_response(
@@ -177,7 +229,7 @@ class Operation(OperationBase[T]):
             method, url = str(request.method or "GET"), str(request.url or response.url)
             core = cls._new_core(pipeline, method, url, options)
         operation = cls(pipeline, core, response=response, headers=operation_headers)
-        operation._process(view_of(response), interval=None)
+        operation._receive_polled(view_of(response), None, waiting=False)
         return operation
 
     @classmethod
@@ -188,19 +240,65 @@ class Operation(OperationBase[T]):
         *,
         options: ProtocolOptions | None = None,
         operation_headers: Mapping[str, str] | None = None,
+        json: Any = _NO_BODY,
+        headers: Mapping[str, str] | None = None,
+        **request_kwargs: Any,
     ) -> Self:
         """Rebuild an operation from a token without sending a request or firing hooks.
 
-        The next :meth:`update_status` or :meth:`wait_for_completion` polls.
+        The next :meth:`update_status` or :meth:`wait_for_completion` polls (or fetches the
+        final resource, if that was next).
+
+        A token taken before the start response arrived (``NotStarted``) is restorable only
+        when repeating the start is safe: PUT, DELETE, or a start that carried an
+        ``Operation-Id`` (``idempotent=True``), which is sent again. Tokens never hold
+        request bodies or headers, so such a restore needs the start request's ``json``
+        (``None`` for no body), ``headers`` and ``request_kwargs`` again; the start is sent
+        by the first :meth:`update_status`, :meth:`wait_for_completion` or :meth:`send_start`.
+        For any other token these arguments are ignored.
 
         Raises:
-            InvalidTokenError: the token is malformed, of an unknown version, or belongs to
-                another operation class.
-            UntrustedOriginError: the token points outside the client's trusted origins.
+            InvalidTokenError: the token is malformed, oversized, unsigned or altered (when
+                the pipeline's token policy has a signer), of an unknown version, redacted,
+                not restorable, or belongs to another operation class.
+            TokenOriginError: a URL in the token is outside the client's trusted origins (an
+                :class:`InvalidTokenError` and an :class:`UntrustedOriginError`).
+            ValueError: a ``NotStarted`` token without ``json=``, or ``headers`` with an
+                ``Operation-Id`` other than the token's.
         """
         pipeline = client.pipeline
-        core = cls._restore_core(pipeline, token, options)
-        return cls(pipeline, core, headers=operation_headers)
+        parsed = pipeline.tokens.read(token)
+        core = cls._restore_core(pipeline, parsed, options)
+        operation = cls(pipeline, core, headers=operation_headers)
+        if core.next_action is None:  # NotStarted: the start is to be sent again
+            if json is _NO_BODY and not request_kwargs:
+                raise ValueError(
+                    "this token was taken before the start response arrived: pass the start"
+                    " request's body again with json= (None for no body)"
+                )
+            merged = {**(operation_headers or {}), **(headers or {})}
+            operation_id = parsed.fields.start_operation_id
+            if operation_id is not None:
+                for name in [n for n in merged if n.lower() == OPERATION_ID_HEADER.lower()]:
+                    if merged.pop(name) != operation_id:
+                        raise ValueError("headers carry an Operation-Id other than the token's")
+                merged[OPERATION_ID_HEADER] = operation_id
+            operation._start_has_operation_id = operation_id is not None
+            body = None if json is _NO_BODY else json
+            operation._start_request = _StartRequest(
+                core.method, core.initial_url, body, merged, request_kwargs
+            )
+        return operation
+
+    def _start_operation_id(self) -> str | None:
+        """The ``Operation-Id`` of the start request not sent yet, if it is usable in a token."""
+        request = self._start_request
+        if request is None:
+            return None
+        for name, value in request.headers.items():
+            if name.lower() == OPERATION_ID_HEADER.lower():
+                return value if _TOKEN_WORD.fullmatch(value) else None
+        return None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -220,77 +318,118 @@ class Operation(OperationBase[T]):
 
         When the operation is waiting for its final resource, that request is the final GET;
         for a :meth:`prepare`-d operation that was not sent yet, it is the start request.
-        Returns the response, or None when the operation needs no more requests.
+        It never sleeps, so a transient fault is not retried here; it is counted against
+        the policy's ``max_retries`` and the state stays as it was.
+
+        Returns:
+            The response, including a transient one (HTTP 408/429/5xx, or a 2xx answer
+            whose body is not JSON) after which the state is unchanged and
+            :attr:`last_delay` says how long to back off; None only when the operation
+            needs no more requests.
 
         Raises:
-            PollRejectedError: the service answered with a non-transient HTTP error, or with
-                transient ones more times in a row than the policy's ``max_retries``.
+            PollTransportError: the request got no answer (connection error, timeout); the
+                fault was counted, the state is unchanged, call again later.
+            RetriesExhaustedError: more transient faults in a row than ``max_retries``.
+            PollRejectedError: the service answered with a non-transient HTTP error.
             ProtocolError: the answer cannot be used; the state did not change.
             HookError: a hook raised; the state change stood.
         """
         if self._start_request is not None:
-            return self.send_start()
+            return self._send_start(_NO_WAIT)
         if self._core.next_request_url is None:
             return None
-        return self._poll_once(None)
+        outcome = self._poll_once(_NO_WAIT)
+        if isinstance(outcome, PollTransportError):
+            raise outcome from outcome.__cause__
+        return outcome
 
     def wait_for_completion(
         self,
-        polling_interval: float | timedelta | None = None,
+        polling_interval: float | timedelta | DelayStrategy | None = None,
         *,
         timeout: float | timedelta | None = None,
         cancel: threading.Event | None = None,
     ) -> Self:
         """Poll until the operation completes; returns the operation itself.
 
-        A :meth:`prepare`-d operation is started first.
+        A :meth:`prepare`-d operation is started first. Each delay follows the pipeline's
+        :class:`~lrokit.PollingPolicy`: ``clamp(max(strategy(attempt), server_hint), floor,
+        cap)``. Transient faults are retried with back-off within the policy's budget.
 
         Args:
-            polling_interval: seconds (or a ``timedelta``) between polls; the pipeline
-                policy's interval when None. A longer server ``Retry-After`` wins.
-            timeout: a deadline on the monotonic clock; never slept past.
-            cancel: an event that, once set, stops the wait promptly.
+            polling_interval: seconds (or a ``timedelta``) between polls, or a delay
+                strategy, for this wait; the policy's strategy when None. A longer server
+                ``Retry-After`` wins; the policy's floor and cap still apply.
+            timeout: a deadline on the pipeline's monotonic clock. The wait never sleeps
+                past it and makes no request at or after it; a request in flight is bounded
+                by the time left (and by the pipeline's ``request_timeout``).
+            cancel: an event that, once set, stops the wait promptly, even mid-sleep. This
+                stops *waiting*; :meth:`cancel` asks the service to cancel the operation.
 
         Raises:
-            WaitTimeoutError: the deadline passed; the operation is unchanged and resumable.
+            WaitTimeoutError: the deadline came; the operation is unchanged and resumable.
             WaitCancelledError: ``cancel`` was set; the operation is unchanged and resumable.
+            RetriesExhaustedError: more transient faults in a row than ``max_retries``.
             PollRejectedError, ProtocolError, HookError: see :meth:`update_status`.
 
         A Failed or Canceled outcome does not raise here; reading :attr:`value` does.
         """
-        interval = None if polling_interval is None else as_seconds(polling_interval)
+        interval: Interval = polling_interval
+        if isinstance(polling_interval, (int, float, timedelta)):
+            interval = as_seconds(polling_interval)
         limit = None if timeout is None else as_seconds(timeout)
         pipeline = self._pipeline
         deadline = None if limit is None else pipeline.clock() + limit
+        wait = _Wait(interval, deadline, limit or 0.0, cancel)
         if self._start_request is not None:
-            self.send_start()
+            self._send_start(wait)
         while self._core.next_request_url is not None:
-            step = self._wait_step(interval, deadline, pipeline.clock())
-            if cancel is not None and cancel.is_set():
-                raise self._cancelled_error()
-            if step.seconds > 0 and pipeline.sleep(step.seconds, cancel):
-                raise self._cancelled_error()
-            if step.timeout:
-                raise self._timeout_error(limit or 0.0)
-            self._poll_once(interval)
+            self._sleep(self._wait_step(interval, deadline, pipeline.clock()), wait)
+            self._poll_once(wait)
         return self
 
-    def _poll_once(self, interval: float | None) -> requests.Response | None:
+    def _poll_once(self, wait: _Wait) -> requests.Response | PollTransportError:
         url = self._core.next_request_url
         assert url is not None
+        pipeline = self._pipeline
+        kwargs: dict[str, Any] = {}
+        if wait.deadline is not None:
+            # A deadline bounds the request in flight too, not just the sleeps.
+            kwargs["timeout"] = _within(pipeline.request_timeout, wait.deadline - pipeline.clock())
         try:
-            response = self._pipeline.send("GET", url, headers=self._headers)
+            response = pipeline.send("GET", url, headers=self._headers, **kwargs)
         except _TRANSPORT_ERRORS as error:
-            self._transport_failed(error)
-            return None
+            if wait.deadline is not None and pipeline.clock() >= wait.deadline:
+                raise self._timeout_error(wait.limit) from error
+            return self._transport_failed(error)
         self._response = response
-        self._process(view_of(response), interval)
+        self._receive_polled(view_of(response), wait.interval, waiting=wait is not _NO_WAIT)
         return response
 
-    def _process(self, view: ResponseView, interval: float | None) -> Decision:
-        decision = self._core.receive(view)
-        self._after(decision, view.raw, interval)
-        return decision
+    def cancel(self) -> requests.Response:
+        """Ask the service to cancel the operation (service side); returns its answer.
+
+        This is not the same as stopping a wait (``wait_for_completion(cancel=...)``), which
+        leaves the operation running at the service. The request is the one
+        :meth:`cancel_target` describes (from the class's ``cancel_request``). The state
+        becomes Canceled only when the service confirms: when this answer reports the
+        status ``Canceled``, or later, when a poll does. Keep waiting to see the outcome;
+        an operation that finished first ends Succeeded or Failed. Not retried.
+
+        Raises:
+            CancelNotSupportedError: no cancel request is configured (the default).
+            InvalidTransitionError: the operation has already completed.
+            LroError: the operation has not been started.
+            CancelRejectedError: the service refused (e.g. HTTP 409); state unchanged.
+            requests.RequestException: the request got no answer.
+        """
+        self._check_cancellable()
+        method, url = self.cancel_target()
+        response = self._pipeline.send(method, url, headers=self._headers)
+        self._response = response
+        self._cancel_answered(view_of(response))
+        return response
 
     # -- manual driving ------------------------------------------------------------------
 
@@ -309,6 +448,37 @@ class Operation(OperationBase[T]):
         decision = self._core.receive(view)
         self._after(decision, view.raw, None)
         return decision
+
+
+class _Wait(NamedTuple):
+    """The settings of one wait_for_completion call (or none, for single requests)."""
+
+    interval: Interval
+    deadline: float | None
+    limit: float
+    cancel: threading.Event | None
+
+
+_NO_WAIT = _Wait(None, None, 0.0, None)
+
+
+def _within(
+    configured: float | tuple[float, float] | None, remaining: float
+) -> float | tuple[float, float]:
+    """The pipeline's per-request timeout, shortened to the time left before a deadline."""
+    left = max(remaining, 0.001)  # requests refuses 0; the deadline check follows anyway
+    if configured is None:
+        return left
+    if isinstance(configured, tuple):
+        connect, read = configured
+        return (min(connect, left), min(read, left))
+    return min(configured, left)
+
+
+#: ``json=`` not given to :meth:`Operation.rehydrate` (None is a valid body: no body).
+_NO_BODY: Any = object()
+#: What a token accepts as an Operation-Id: visible ASCII, at most 256 characters.
+_TOKEN_WORD = re.compile(r"[!-~]{1,256}")
 
 
 class _StartRequest(NamedTuple):
