@@ -33,6 +33,7 @@ from ._exceptions import (
     ProtocolError,
     RetriesExhaustedError,
     StartRejectedError,
+    TokenOriginError,
     UntrustedOriginError,
     WaitCancelledError,
     WaitTimeoutError,
@@ -40,9 +41,10 @@ from ._exceptions import (
 from ._hooks import HookKind, PollEvent, StateChange, Subscription
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
 from ._pipeline import Pipeline, SupportsPipeline
+from ._signing import TokenSigner
 from ._state import TERMINAL_STATES, TRANSITIONS, OperationState, Trigger
 from ._sync import Operation
-from ._token import RehydrationToken
+from ._token import RehydrationToken, TokenPolicy
 from ._urls import OriginPolicy
 
 __version__ = "0.1.0"
@@ -93,6 +95,9 @@ __all__ = [
     "StatusVocabulary",
     "Subscription",
     "SupportsPipeline",
+    "TokenOriginError",
+    "TokenPolicy",
+    "TokenSigner",
     "Trigger",
     "UntrustedOriginError",
     "WaitCancelledError",

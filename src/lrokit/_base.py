@@ -41,7 +41,7 @@ from ._parse import (
     parse_service_error,
 )
 from ._state import OperationState, Trigger, available_triggers
-from ._token import RehydrationToken
+from ._token import RehydrationToken, TokenPolicy
 from ._urls import OriginPolicy, with_api_version
 
 __all__ = [
@@ -73,6 +73,11 @@ class PipelineSettings(Protocol):
     @property
     def polling(self) -> PollingPolicy:
         """The waiting rules."""
+        ...
+
+    @property
+    def tokens(self) -> TokenPolicy:
+        """How rehydration tokens are written and read (signing, size, secrets)."""
         ...
 
     def url(self, path: str) -> str:
@@ -140,6 +145,7 @@ class OperationBase(Generic[T]):
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),
+            token_policy=pipeline.tokens,
         )
 
     @classmethod
@@ -149,12 +155,20 @@ class OperationBase(Generic[T]):
         token: RehydrationToken | str | bytes,
         options: ProtocolOptions | None,
     ) -> OperationCore:
+        # Size, signature and format are checked by the pipeline's token policy, then the
+        # values, the kind and every URL's origin by the core; nothing is sent.
+        tokens = pipeline.tokens
         return OperationCore.restore(
-            RehydrationToken.parse(token),
+            tokens.read(token),
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),
+            token_policy=tokens,
         )
+
+    def _start_operation_id(self) -> str | None:
+        """The ``Operation-Id`` header of a start request not sent yet (drivers override)."""
+        return None
 
     # -- reading (no I/O) ----------------------------------------------------------------
 
@@ -193,8 +207,17 @@ class OperationBase(Generic[T]):
 
     @property
     def rehydration_token(self) -> RehydrationToken:
-        """A token from which :meth:`rehydrate` can resume this operation elsewhere."""
-        return self._core.token()
+        """A token from which :meth:`rehydrate` can resume this operation elsewhere.
+
+        Available from the moment the operation exists; persist it as soon as the start
+        response arrived (an ``on_change`` hook runs then) to resume after a crash. Before
+        that, a token restores only when repeating the start is safe (PUT, DELETE or an
+        ``Operation-Id``). Signed when the pipeline's token policy has a signer.
+        """
+        core = self._core
+        if core.next_action is None:
+            return core.token(start_operation_id=self._start_operation_id())
+        return core.token()
 
     @property
     def value(self) -> T:

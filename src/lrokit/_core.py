@@ -10,10 +10,11 @@ The state never changes on a response that could not be parsed.
 from __future__ import annotations
 
 import enum
+import re
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -23,6 +24,7 @@ from ._exceptions import (
     PollRejectedError,
     ProtocolError,
     StartRejectedError,
+    TokenOriginError,
 )
 from ._parse import (
     DEFAULT_VOCABULARY,
@@ -36,8 +38,8 @@ from ._parse import (
     parse_service_error,
 )
 from ._state import INITIAL_STATE, OperationState, Trigger, next_state
-from ._token import RehydrationToken, TokenV1
-from ._urls import OriginPolicy, api_version_of, resolve, with_api_version
+from ._token import DEFAULT_TOKEN_POLICY, Pending, RehydrationToken, TokenPolicy, TokenV2
+from ._urls import OriginPolicy, api_version_of, redact_query, resolve, with_api_version
 
 __all__ = [
     "Action",
@@ -184,6 +186,7 @@ class OperationCore:
         "protocol",
         "state",
         "status",
+        "token_policy",
     )
 
     def __init__(
@@ -196,11 +199,13 @@ class OperationCore:
         operation_id: str | None = None,
         kind: str | None = None,
         created_at: float | None = None,
+        token_policy: TokenPolicy | None = None,
     ) -> None:
         self.method = method.upper()
         self.initial_url = url
         self.options = options or DEFAULT_OPTIONS
         self.origin_policy = origin_policy
+        self.token_policy = token_policy or DEFAULT_TOKEN_POLICY
         self._operation_id = operation_id
         self.kind = kind
         self.created_at = time.time() if created_at is None else created_at
@@ -615,30 +620,61 @@ class OperationCore:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def snapshot(self) -> TokenV1:
-        """The token fields describing this operation now."""
-        return TokenV1(
+    def snapshot(self, *, start_operation_id: str | None = None) -> TokenV2:
+        """The token fields describing this operation now.
+
+        With an origin policy, URLs on the endpoint's origin are written as ``/path?query``
+        and the origin once, as ``origin`` (user info never). Values of the token policy's
+        secret query parameters are removed and the token marked ``redacted``.
+        ``start_operation_id`` is the ``Operation-Id`` header of a start request not sent
+        yet (the driver knows it); it is kept only while the operation waits for its start
+        response, to make restoring such a token safe.
+        """
+        secrets = self.token_policy.secret_query_parameters
+        origins = self.origin_policy
+        redacted = False
+        origin: str | None = None
+        urls: list[str | None] = []
+        for url in (self.initial_url, self.polling_url, self.location_url, self.final_url):
+            reference = url
+            if reference is not None:
+                if secrets and "?" in reference:
+                    reference, removed = redact_query(reference, secrets)
+                    redacted = redacted or removed
+                if origins is not None:
+                    short = origins.shorten(reference)
+                    if short is not None:
+                        reference, origin = short, origins.origin_url
+            urls.append(reference)
+        action = self.next_action
+        api_version = self.api_version
+        via = self.options.final_state_via
+        return TokenV2(
+            origin=origin,
             state=self.state.value,
             protocol=self.protocol.value,
             method=self.method,
-            initial_url=self.initial_url,
-            pending=(self.next_action or Action.POLL).value,
-            polling_url=self.polling_url,
-            location_url=self.location_url,
-            final_url=self.final_url,
-            api_version=self.api_version,
-            final_state_via=None
-            if self.options.final_state_via is None
-            else self.options.final_state_via.value,
+            initial_url=cast(str, urls[0]),
+            pending=_PENDING[action],
+            polling_url=urls[1],
+            location_url=urls[2],
+            final_url=urls[3],
+            # Written only when the initial URL's query does not already say it.
+            api_version=None if api_version == api_version_of(self.initial_url) else api_version,
+            final_state_via=None if via is None else via.value,
             attempt=self.attempt,
-            created_at=self.created_at,
+            created_at=round(self.created_at, 3),
             operation_id=self.operation_id,
+            start_operation_id=None if action is not None else start_operation_id,
             kind=self.kind,
+            redacted=redacted,
         )
 
-    def token(self) -> RehydrationToken:
-        """This operation's rehydration token."""
-        return RehydrationToken(self.snapshot())
+    def token(self, *, start_operation_id: str | None = None) -> RehydrationToken:
+        """This operation's rehydration token, signed when the token policy has a signer."""
+        return RehydrationToken(
+            self.snapshot(start_operation_id=start_operation_id), signer=self.token_policy.signer
+        )
 
     def _token_or_none(self) -> str | None:
         return str(self.token()) if self.next_action is not None else None
@@ -651,60 +687,99 @@ class OperationCore:
         options: ProtocolOptions | None = None,
         origin_policy: OriginPolicy | None = None,
         kind: str | None = None,
+        token_policy: TokenPolicy | None = None,
     ) -> OperationCore:
         """Rebuild a core from a token without any request and without firing hooks.
 
+        The checks, in order: the signature (when ``token_policy`` has a signer and the
+        token was not verified with it yet), the redaction mark, the kind, the values and
+        their consistency, and every URL: a ``/path?query`` one is resolved against
+        ``origin_policy``'s endpoint, and each must pass ``origin_policy``.
+
+        A ``NotStarted`` token (its start request may or may not have reached the service)
+        is restored only when repeating the start is safe: PUT or DELETE, or a start that
+        carries an ``Operation-Id``. The restored core then waits for a start response,
+        like a new one; the driver must send the start request again.
+
         Raises:
-            InvalidTokenError: the token's values are inconsistent or meant for another
-                kind of operation.
-            UntrustedOriginError: a URL in the token is outside ``origin_policy``.
+            InvalidTokenError: unsigned or altered (with a signer), redacted, inconsistent,
+                meant for another kind of operation, or not restorable.
+            TokenOriginError: a URL in the token is outside ``origin_policy`` (also an
+                :class:`~lrokit.UntrustedOriginError`).
         """
+        policy = token_policy or DEFAULT_TOKEN_POLICY
+        if policy.signer is not None:
+            token.verify(policy.signer)
         fields = token.fields
+        if fields.redacted:
+            raise InvalidTokenError(
+                "token was written without the credentials in its URLs' query (secret query"
+                " parameters such as a SAS 'sig' were removed), so it cannot poll; see"
+                " TokenPolicy(secret_query_parameters=...) to keep them"
+            )
         if kind is not None and fields.kind is not None and fields.kind != kind:
-            raise InvalidTokenError(f"token belongs to {fields.kind!r}, not {kind!r}")
+            shown = fields.kind if len(fields.kind) <= 80 else fields.kind[:80] + "..."
+            raise InvalidTokenError(f"token belongs to {shown!r}, not {kind!r}")
         try:
             state = OperationState(fields.state)
             protocol = PollingProtocol(fields.protocol)
-            pending = Action(fields.pending)
             via = None if fields.final_state_via is None else FinalStateVia(fields.final_state_via)
-        except ValueError as error:
-            raise InvalidTokenError(f"token has an unknown value: {error}") from None
+            pending = None if fields.pending == "start" else Action(fields.pending)
+        except ValueError:
+            raise InvalidTokenError("token has a value that is not allowed") from None
         if fields.attempt < 0:
             raise InvalidTokenError("token has a negative attempt count")
+        if (state is _S.NOT_STARTED) is not (pending is None):
+            raise InvalidTokenError("token's state and pending request contradict each other")
+        if state is _S.NOT_STARTED and not (
+            fields.method in ("PUT", "DELETE") or fields.start_operation_id is not None
+        ):
+            raise InvalidTokenError(
+                "token of an operation whose start response never came has no URL to poll, and"
+                f" repeating its {fields.method} start is not known to be safe (only PUT, DELETE"
+                " or a start with an Operation-Id header is)"
+            )
+        base = fields.origin
+        if base is not None and _TOKEN_ORIGIN.fullmatch(base) is None:
+            raise InvalidTokenError("token's origin is not of the form scheme://host[:port]")
+        initial_url = _token_url(fields.initial_url, "initial_url", base, origin_policy)
+        polling_url = _token_url(fields.polling_url, "polling_url", base, origin_policy)
+        location_url = _token_url(fields.location_url, "location_url", base, origin_policy)
+        final_url = _token_url(fields.final_url, "final_url", base, origin_policy)
         if options is None:
             options = ProtocolOptions(final_state_via=via) if via else DEFAULT_OPTIONS
         core = cls(
             fields.method,
-            fields.initial_url,
+            cast(str, initial_url),
             options=options,
             origin_policy=origin_policy,
             operation_id=fields.operation_id,
             kind=fields.kind,
             created_at=fields.created_at,
+            token_policy=policy,
         )
-        for url in (fields.initial_url, fields.polling_url, fields.location_url, fields.final_url):
-            if url is not None:
-                if not url.startswith(("http://", "https://")):
-                    raise InvalidTokenError("token holds a URL that is not http(s)")
-                core._accept(url)
+        if fields.api_version is not None:
+            core.api_version = fields.api_version
+        core.attempt = fields.attempt
+        if state is _S.NOT_STARTED:
+            return core  # waits for the start response, like a new core
         core.state = state
         core.protocol = protocol
-        core.polling_url = fields.polling_url
-        core.location_url = fields.location_url
-        core.final_url = fields.final_url
-        core.api_version = fields.api_version
-        core.attempt = fields.attempt
+        core.polling_url = polling_url
+        core.location_url = location_url
+        core.final_url = final_url
+        assert pending is not None
         if state is _S.SUCCEEDED:
             # Bodies never travel in tokens: re-read the result when it is asked for, from
             # the final URL, else the resource itself (PUT/PATCH), else the monitor again.
             if core.method == "DELETE":
                 core.has_payload, pending = True, Action.DONE  # a DELETE's result is None
-            elif fields.final_url:
+            elif final_url:
                 pending = Action.FETCH_FINAL
             elif core.method in ("PUT", "PATCH"):
                 core.final_url = core._accept(with_api_version(core.initial_url, core.api_version))
                 pending = Action.FETCH_FINAL
-            elif fields.polling_url:
+            elif polling_url:
                 pending = Action.POLL
             else:
                 pending = Action.DONE  # the result came with the start response; it is gone
@@ -730,3 +805,41 @@ class OperationCore:
             f"<OperationCore {self.method} {self.initial_url} state={self.state.value}"
             f" protocol={self.protocol.value} next={self.next_action and self.next_action.value}>"
         )
+
+
+#: The token's ``pending`` for each next action (a retry repeats the poll; None: the start).
+_PENDING: dict[Action | None, Pending] = {
+    None: "start",
+    Action.POLL: "poll",
+    Action.RETRY: "poll",
+    Action.FETCH_FINAL: "fetch-final",
+    Action.DONE: "done",
+}
+
+
+#: A token's ``origin``: ``http(s)://`` and an authority without user info.
+_TOKEN_ORIGIN = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
+
+
+def _token_url(
+    reference: str | None, field: str, base: str | None, policy: OriginPolicy | None
+) -> str | None:
+    """The absolute URL of a token's URL field, checked against ``policy``.
+
+    A ``/path?query`` reference is relative to the token's ``origin`` (``base``): the URL
+    goes where it went for the client that wrote the token, and only if this client trusts
+    that origin too.
+    """
+    if reference is None:
+        return None
+    if reference.startswith("/") and not reference.startswith("//"):
+        if base is None:
+            raise InvalidTokenError(f"token's {field} is relative, but the token has no origin")
+        url = base + reference
+    elif reference[:8].lower().startswith(("http://", "https://")):
+        url = reference
+    else:
+        raise InvalidTokenError(f"token's {field} is not an http(s) URL")
+    if policy is not None and not policy.trusts(url):
+        raise TokenOriginError(url, policy.origins, field)
+    return url

@@ -12,6 +12,7 @@ import requests
 
 from ._delay import DEFAULT_POLICY, PollingPolicy
 from ._parse import ResponseView
+from ._token import DEFAULT_TOKEN_POLICY, TokenPolicy
 from ._urls import OriginPolicy
 
 __all__ = ["Clock", "Pipeline", "Sleeper", "SupportsPipeline", "default_sleep"]
@@ -43,6 +44,8 @@ class Pipeline:
         request_timeout: the per-request HTTP timeout given to ``requests`` (seconds, or a
             ``(connect, read)`` pair); separate from any wait deadline.
         polling: the default waiting rules.
+        tokens: how rehydration tokens are written and read: signing keys, the size limit,
+            the query parameters never written into a token (see :class:`TokenPolicy`).
         clock: a monotonic clock (inject a fake one in tests).
         sleep: how to wait (inject a fake one in tests); see :data:`Sleeper`.
     """
@@ -56,14 +59,17 @@ class Pipeline:
         headers: Mapping[str, str] | None = None,
         request_timeout: float | tuple[float, float] | None = 30.0,
         polling: PollingPolicy = DEFAULT_POLICY,
+        tokens: TokenPolicy = DEFAULT_TOKEN_POLICY,
         clock: Clock = time.monotonic,
         sleep: Sleeper = default_sleep,
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be an http(s) URL, not {endpoint!r}")
         self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
-        self.session = session if session is not None else requests.Session()
+        # Before the session: a refused endpoint or allowlist must not leave one open.
         self.origin_policy = OriginPolicy(self.endpoint, allowed_origins)
+        self.session = session if session is not None else requests.Session()
+        self.tokens = tokens
         self.headers = dict(headers or {})
         self.request_timeout = request_timeout
         self.polling = polling
@@ -82,9 +88,15 @@ class Pipeline:
     def send(
         self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
     ) -> requests.Response:
-        """Send one request through the session with the pipeline's headers and timeout."""
+        """Send one request through the session with the pipeline's headers and timeout.
+
+        Redirects are not followed (a 3xx is the request's answer, an HTTP error to the
+        operation): following one would send the pipeline's headers to a URL that never
+        passed the origin policy.
+        """
         merged = {**self.headers, **headers} if headers else self.headers
         kwargs.setdefault("timeout", self.request_timeout)
+        kwargs.setdefault("allow_redirects", False)
         return self.session.request(method, url, headers=merged, **kwargs)
 
     def close(self) -> None:

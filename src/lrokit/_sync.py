@@ -8,6 +8,7 @@ It starts no threads.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -28,6 +29,11 @@ from ._token import RehydrationToken
 __all__ = ["Operation"]
 
 T = TypeVar("T")
+
+#: ``json=`` not given to :meth:`Operation.rehydrate` (None is a valid body: no body).
+_NO_BODY: Any = object()
+#: What a token accepts as an Operation-Id: visible ASCII, at most 256 characters.
+_TOKEN_WORD = re.compile(r"[!-~]{1,256}")
 
 #: Exceptions of ``requests`` that mean "no (complete) answer arrived": worth another try.
 _TRANSPORT_ERRORS = (
@@ -239,19 +245,65 @@ class Operation(OperationBase[T]):
         *,
         options: ProtocolOptions | None = None,
         operation_headers: Mapping[str, str] | None = None,
+        json: Any = _NO_BODY,
+        headers: Mapping[str, str] | None = None,
+        **request_kwargs: Any,
     ) -> Self:
         """Rebuild an operation from a token without sending a request or firing hooks.
 
-        The next :meth:`update_status` or :meth:`wait_for_completion` polls.
+        The next :meth:`update_status` or :meth:`wait_for_completion` polls (or fetches the
+        final resource, if that was next).
+
+        A token taken before the start response arrived (``NotStarted``) is restorable only
+        when repeating the start is safe: PUT, DELETE, or a start that carried an
+        ``Operation-Id`` (``idempotent=True``), which is sent again. Tokens never hold
+        request bodies or headers, so such a restore needs the start request's ``json``
+        (``None`` for no body), ``headers`` and ``request_kwargs`` again; the start is sent
+        by the first :meth:`update_status`, :meth:`wait_for_completion` or :meth:`send_start`.
+        For any other token these arguments are ignored.
 
         Raises:
-            InvalidTokenError: the token is malformed, of an unknown version, or belongs to
-                another operation class.
-            UntrustedOriginError: the token points outside the client's trusted origins.
+            InvalidTokenError: the token is malformed, oversized, unsigned or altered (when
+                the pipeline's token policy has a signer), of an unknown version, redacted,
+                not restorable, or belongs to another operation class.
+            TokenOriginError: a URL in the token is outside the client's trusted origins (an
+                :class:`InvalidTokenError` and an :class:`UntrustedOriginError`).
+            ValueError: a ``NotStarted`` token without ``json=``, or ``headers`` with an
+                ``Operation-Id`` other than the token's.
         """
         pipeline = client.pipeline
-        core = cls._restore_core(pipeline, token, options)
-        return cls(pipeline, core, headers=operation_headers)
+        parsed = pipeline.tokens.read(token)
+        core = cls._restore_core(pipeline, parsed, options)
+        operation = cls(pipeline, core, headers=operation_headers)
+        if core.next_action is None:  # NotStarted: the start is to be sent again
+            if json is _NO_BODY and not request_kwargs:
+                raise ValueError(
+                    "this token was taken before the start response arrived: pass the start"
+                    " request's body again with json= (None for no body)"
+                )
+            merged = {**(operation_headers or {}), **(headers or {})}
+            operation_id = parsed.fields.start_operation_id
+            if operation_id is not None:
+                for name in [n for n in merged if n.lower() == OPERATION_ID_HEADER.lower()]:
+                    if merged.pop(name) != operation_id:
+                        raise ValueError("headers carry an Operation-Id other than the token's")
+                merged[OPERATION_ID_HEADER] = operation_id
+            operation._start_has_operation_id = operation_id is not None
+            body = None if json is _NO_BODY else json
+            operation._start_request = _StartRequest(
+                core.method, core.initial_url, body, merged, request_kwargs
+            )
+        return operation
+
+    def _start_operation_id(self) -> str | None:
+        """The ``Operation-Id`` of the start request not sent yet, if it is usable in a token."""
+        request = self._start_request
+        if request is None:
+            return None
+        for name, value in request.headers.items():
+            if name.lower() == OPERATION_ID_HEADER.lower():
+                return value if _TOKEN_WORD.fullmatch(value) else None
+        return None
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,7 +1,13 @@
-"""The rehydration token: a versioned msgspec Struct, JSON, then base64url.
+"""The rehydration token: a versioned msgspec Struct, JSON, then base64url; optionally signed.
 
 The token holds only what polling needs; never credentials, headers, cookies or response
-bodies, and never pickle. ``docs/token.md`` is the specification of every field.
+bodies, and never pickle. ``docs/token.md`` is the specification of every field and of the
+compatibility promise: every version ever written stays readable (:class:`TokenV1` is read
+and upgraded to :class:`TokenV2`), and an unknown version is refused.
+
+Reading is bounded before it starts: the size is checked first, then the alphabet, then the
+signature (when a :class:`~lrokit.TokenSigner` is configured), and only then is the JSON
+decoded, strictly, against the Struct of its version.
 """
 
 from __future__ import annotations
@@ -9,15 +15,53 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
+from typing import Annotated, Literal
 
 import msgspec
 
 from ._exceptions import InvalidTokenError
+from ._signing import TokenSigner, is_signature
+from ._urls import api_version_of
 
-__all__ = ["MAX_TOKEN_BYTES", "RehydrationToken", "TokenV1"]
+__all__ = [
+    "CURRENT_VERSION",
+    "DEFAULT_SECRET_QUERY_PARAMETERS",
+    "DEFAULT_TOKEN_POLICY",
+    "KNOWN_VERSIONS",
+    "MAX_TOKEN_BYTES",
+    "RehydrationToken",
+    "TokenPolicy",
+    "TokenV1",
+    "TokenV2",
+]
 
-#: Tokens longer than this (encoded) are refused before any decoding.
+#: Tokens longer than this (encoded, signature included) are refused before any decoding.
 MAX_TOKEN_BYTES = 4096
+#: The version new tokens are written in.
+CURRENT_VERSION = 2
+#: Every version this release reads.
+KNOWN_VERSIONS = (1, 2)
+#: Query parameters whose values are credentials (lower-case): Azure SAS ``sig``, AWS and
+#: Google signed URLs, OAuth tokens in URLs, API keys. A URL holding one is not written into a
+#: token as it is; see :class:`TokenPolicy`.
+DEFAULT_SECRET_QUERY_PARAMETERS = frozenset(
+    {
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "client_secret",
+        "password",
+    }
+)
 
 
 class TokenV1(
@@ -28,7 +72,10 @@ class TokenV1(
     omit_defaults=True,
     forbid_unknown_fields=True,
 ):
-    """Version 1 of the token format. Field names are short because tokens travel."""
+    """Version 1 of the token format (lrokit 0.1). Still read, never written.
+
+    Every URL is absolute. Field names are short because tokens travel.
+    """
 
     state: str = msgspec.field(name="s")
     protocol: str = msgspec.field(name="p")
@@ -46,47 +93,216 @@ class TokenV1(
     kind: str | None = msgspec.field(default=None, name="k")
 
 
+State = Literal["NotStarted", "Running", "Succeeded", "Failed", "Canceled"]
+Protocol = Literal["status-monitor", "location", "resource", "none"]
+Pending = Literal["start", "poll", "fetch-final", "done"]
+Via = Literal["location", "azure-async-operation", "operation-location", "original-uri"]
+#: A URL: absolute ``http(s)://...``, or ``/path?query`` relative to the token's origin.
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+#: ``scheme://host[:port]``: no path, query, fragment, user info, whitespace or backslash.
+Origin = Annotated[str, msgspec.Meta(pattern=r"^[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+\Z")]
+#: Visible ASCII without spaces: safe in a header (an Operation-Id) and in a message.
+Word = Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,256}\Z")]
+Method = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,16}\Z")]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class TokenV2(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag=2,
+    tag_field="v",
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+):
+    """Version 2 of the token format, the one written now; ``docs/token.md`` specifies it.
+
+    URLs on the writing client's endpoint origin are stored as ``/path?query``, relative to
+    ``origin`` (stored once); others stay absolute. Every value is type- and range-checked
+    while decoding. Only None, ``False`` and ``0`` defaults are left out: msgspec compares
+    string and float defaults by identity, which would make the encoding depend on how a
+    value was made.
+    """
+
+    origin: Origin | None = msgspec.field(default=None, name="o")
+    state: State = msgspec.field(name="s")
+    protocol: Protocol = msgspec.field(name="p")
+    method: Method = msgspec.field(name="m")
+    initial_url: Url = msgspec.field(name="u")
+    pending: Pending = msgspec.field(name="n")
+    polling_url: Url | None = msgspec.field(default=None, name="pu")
+    location_url: Url | None = msgspec.field(default=None, name="lu")
+    final_url: Url | None = msgspec.field(default=None, name="fu")
+    api_version: Annotated[str, msgspec.Meta(max_length=128)] | None = msgspec.field(
+        default=None, name="av"
+    )
+    final_state_via: Via | None = msgspec.field(default=None, name="fv")
+    attempt: Count = msgspec.field(default=0, name="a")
+    created_at: Seconds = msgspec.field(name="c")
+    operation_id: Word | None = msgspec.field(default=None, name="id")
+    start_operation_id: Word | None = msgspec.field(default=None, name="oi")
+    kind: Word | None = msgspec.field(default=None, name="k")
+    redacted: bool = msgspec.field(default=False, name="x")
+
+
+#: The fields of the current version.
+TokenFields = TokenV2
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(TokenV1 | TokenV2)
+
+
 class _Envelope(msgspec.Struct):
-    """Only the version tag. msgspec treats the tag of a lone tagged Struct as optional, so
-    it is read first to refuse unversioned tokens."""
+    """Only the version tag, read to explain why a token does not decode."""
 
     v: int
 
 
-_AnyToken = TokenV1
-_KNOWN_VERSIONS = frozenset({1})
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(_AnyToken)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 #: Unpadded (or padded) base64url; the stdlib decoder would silently skip other characters.
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
+# Parts of msgspec's validation messages that hold no input (types, limits, our own names).
+_SAFE_PATH = re.compile(r"\$(?:\.[a-z]{1,3}|\[\d{1,4}\])*")
+_SAFE_WHAT = re.compile(
+    r"Expected `[a-z |]+`(?:, got `[a-z]+`| of length [<>]=? \d+| [<>]=? -?[\d.]+)?"
+    r"|Object missing required field `[a-z]{1,3}`"
+)
+
+
+def _describe(error: msgspec.ValidationError) -> str:
+    """msgspec's reason without any of the input (values and unknown keys are left out)."""
+    what, _, where = str(error).partition(" - at `")
+    if _SAFE_WHAT.fullmatch(what) is None:
+        if what.startswith("Object contains unknown field"):
+            what = "an unknown field"
+        elif what.startswith("Expected `str` matching"):
+            what = "a text value of the wrong form"
+        else:
+            what = "a value that is not allowed"
+    path = where[:-1]
+    return f"{what} at `{path}`" if _SAFE_PATH.fullmatch(path) else what
+
+
+def _refuse_version(decoded: bytes) -> None:
+    """Raise the clear error for an unknown version, if that is what ``decoded`` has."""
+    try:
+        version = _envelope_decoder.decode(decoded).v
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return
+    if version not in KNOWN_VERSIONS:
+        shown = f"version {version}" if 0 <= version < 10_000 else "an unknown version"
+        raise InvalidTokenError(
+            f"token is of {shown}, which this release of lrokit does not read (it reads"
+            f" versions {', '.join(map(str, KNOWN_VERSIONS))}): the token was written by a"
+            " newer lrokit, or is not a token"
+        ) from None
+
+
+def upgrade(fields: TokenV1) -> TokenV2:
+    """A version-1 token's fields as version 2 (same meaning; values are validated).
+
+    Raises:
+        InvalidTokenError: a value that version 2 does not allow (v1 checked fewer).
+    """
+    pending = fields.pending
+    if fields.state == "NotStarted":
+        pending = "start"
+    elif pending == "retry":
+        pending = "poll"  # a retry repeats the poll; v1 could say either
+    api_version = fields.api_version
+    if api_version == api_version_of(fields.initial_url):
+        api_version = None
+    document = {
+        "v": 2,
+        "s": fields.state,
+        "p": fields.protocol,
+        "m": fields.method,
+        "u": fields.initial_url,
+        "n": pending,
+        "pu": fields.polling_url,
+        "lu": fields.location_url,
+        "fu": fields.final_url,
+        "av": api_version,
+        "fv": fields.final_state_via,
+        "a": fields.attempt,
+        "c": fields.created_at,
+        "id": fields.operation_id,
+        "k": fields.kind,
+    }
+    try:
+        return msgspec.convert(document, TokenV2)
+    except msgspec.ValidationError as error:
+        raise InvalidTokenError(
+            f"version-1 token does not match the token format: {_describe(error)}"
+        ) from None
 
 
 class RehydrationToken:
     """An operation's resumable state, in a form that can be stored and sent.
 
-    ``str(token)`` and :meth:`to_bytes` give the transport form (base64url text, no padding);
-    :meth:`from_str` and :meth:`from_bytes` read it back and raise :class:`InvalidTokenError`
-    for anything that is not a well-formed token of a known version.
+    ``str(token)`` and :meth:`to_bytes` give the transport form (base64url text, no padding,
+    followed by ``.KID.MAC`` when signed); :meth:`from_str` and :meth:`from_bytes` read it
+    back and raise :class:`InvalidTokenError` for anything that is not a well-formed,
+    correctly signed (when a signer is given) token of a known version. :attr:`fields` holds
+    the decoded fields, always in the current version's Struct.
+
+    Args:
+        fields: the fields (a version-1 Struct is upgraded).
+        signer: signs the transport form; None leaves it unsigned.
     """
 
-    __slots__ = ("_encoded", "fields")
+    __slots__ = ("_payload", "_signature", "_signer", "_verified_by", "fields")
 
-    def __init__(self, fields: TokenV1, encoded: bytes | None = None) -> None:
-        self.fields = fields
-        self._encoded = encoded
+    def __init__(self, fields: TokenV2 | TokenV1, *, signer: TokenSigner | None = None) -> None:
+        self.fields: TokenV2 = upgrade(fields) if isinstance(fields, TokenV1) else fields
+        self._signer = signer
+        self._payload: bytes | None = None
+        self._signature: bytes | None = None
+        # The signer whose check this token passed (a token it signed itself passes).
+        self._verified_by = signer
+
+    @property
+    def payload(self) -> bytes:
+        """The unsigned transport form (base64url of the JSON, no padding)."""
+        if self._payload is None:
+            self._payload = base64.urlsafe_b64encode(_encoder.encode(self.fields)).rstrip(b"=")
+        return self._payload
+
+    @property
+    def signature(self) -> bytes | None:
+        """``KID.MAC`` of a signed token, or None."""
+        if self._signature is None and self._signer is not None:
+            self._signature = self._signer.sign(self.payload)
+        return self._signature
+
+    @property
+    def signed(self) -> bool:
+        """Whether the transport form carries a signature."""
+        return self.signature is not None
 
     def to_bytes(self) -> bytes:
         """The transport form as ASCII bytes."""
-        if self._encoded is None:
-            self._encoded = base64.urlsafe_b64encode(_encoder.encode(self.fields)).rstrip(b"=")
-        return self._encoded
+        signature = self.signature
+        return self.payload if signature is None else self.payload + b"." + signature
+
+    def verify(self, signer: TokenSigner) -> RehydrationToken:
+        """Check the signature with ``signer``'s keys; returns the token itself.
+
+        Raises:
+            InvalidTokenError: unsigned, signed with an unknown key, or altered.
+        """
+        if self._verified_by is not signer:
+            signer.verify(self.payload, self.signature)
+            self._verified_by = signer
+        return self
 
     def __str__(self) -> str:
         return self.to_bytes().decode("ascii")
 
     def __repr__(self) -> str:
-        return f"RehydrationToken({self.fields!r})"
+        return f"RehydrationToken({self.fields!r}, signed={self.signed})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RehydrationToken) and self.fields == other.fields
@@ -95,50 +311,129 @@ class RehydrationToken:
         return hash(self.fields)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_bytes: int = MAX_TOKEN_BYTES) -> RehydrationToken:
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        max_bytes: int = MAX_TOKEN_BYTES,
+        signer: TokenSigner | None = None,
+    ) -> RehydrationToken:
         """Read a token from its transport form.
 
+        With ``signer``, the token must carry a valid signature by one of its keys; the
+        signature is checked before the JSON is decoded. Without one, a signature is kept
+        (and ``str()`` gives it back) but not checked.
+
         Raises:
-            InvalidTokenError: oversized, not base64url, not JSON, wrong field types, unknown
-                fields or an unknown version. The message does not echo the input.
+            InvalidTokenError: oversized, not base64url, badly or not signed (with
+                ``signer``), not JSON, wrong field types or values, unknown fields or an
+                unknown version. The message does not echo the input.
         """
         if not isinstance(data, (bytes, bytearray)):
             raise InvalidTokenError(f"a token must be bytes or str, not {type(data).__name__}")
         if len(data) > max_bytes:
             raise InvalidTokenError(f"token of {len(data)} bytes exceeds the limit of {max_bytes}")
         raw = bytes(data).strip()
-        if _BASE64URL.fullmatch(raw) is None:
+        payload, dot, signature = raw.partition(b".")
+        if dot and not is_signature(signature):
+            raise InvalidTokenError("token is not valid base64url, or its signature is malformed")
+        if signer is not None:
+            signer.verify(payload, signature if dot else None)
+        if _BASE64URL.fullmatch(payload) is None:
             raise InvalidTokenError("token is not valid base64url")
         try:
-            decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+            decoded = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
         except (binascii.Error, ValueError):
             raise InvalidTokenError("token is not valid base64url") from None
         try:
-            if _envelope_decoder.decode(decoded).v not in _KNOWN_VERSIONS:
-                raise InvalidTokenError("token is of an unknown version")
             fields = _decoder.decode(decoded)
         except msgspec.ValidationError as error:
-            raise InvalidTokenError(f"token does not match any known format: {error}") from None
+            _refuse_version(decoded)
+            raise InvalidTokenError(
+                f"token does not match the token format: {_describe(error)}"
+            ) from None
         except msgspec.DecodeError:
             raise InvalidTokenError("token is not valid JSON") from None
-        return cls(fields, raw)
+        token = cls(fields)
+        token._payload = payload.rstrip(b"=")
+        token._signature = signature if dot else None
+        token._verified_by = signer
+        return token
 
     @classmethod
-    def from_str(cls, text: str, *, max_bytes: int = MAX_TOKEN_BYTES) -> RehydrationToken:
+    def from_str(
+        cls,
+        text: str,
+        *,
+        max_bytes: int = MAX_TOKEN_BYTES,
+        signer: TokenSigner | None = None,
+    ) -> RehydrationToken:
         """Read a token from its text form; see :meth:`from_bytes`."""
         if not isinstance(text, str):
             raise InvalidTokenError(f"a token must be str, not {type(text).__name__}")
+        if len(text) > max_bytes:  # before encoding, which would copy a huge string
+            raise InvalidTokenError(f"token of {len(text)} characters exceeds the limit")
         try:
             data = text.encode("ascii")
         except UnicodeEncodeError:
             raise InvalidTokenError("token contains non-ASCII characters") from None
-        return cls.from_bytes(data, max_bytes=max_bytes)
+        return cls.from_bytes(data, max_bytes=max_bytes, signer=signer)
 
     @classmethod
-    def parse(cls, token: RehydrationToken | str | bytes) -> RehydrationToken:
-        """Accept a token in any of its forms."""
+    def parse(
+        cls,
+        token: RehydrationToken | str | bytes,
+        *,
+        max_bytes: int = MAX_TOKEN_BYTES,
+        signer: TokenSigner | None = None,
+    ) -> RehydrationToken:
+        """Accept a token in any of its forms; with ``signer``, verify it (a
+        :class:`RehydrationToken` object too: its transport form must carry a valid signature).
+        """
         if isinstance(token, RehydrationToken):
-            return token
+            return token if signer is None else token.verify(signer)
         if isinstance(token, str):
-            return cls.from_str(token)
-        return cls.from_bytes(token)
+            return cls.from_str(token, max_bytes=max_bytes, signer=signer)
+        return cls.from_bytes(token, max_bytes=max_bytes, signer=signer)
+
+
+class TokenPolicy:
+    """How a client writes and reads rehydration tokens (``Pipeline(tokens=...)``).
+
+    Args:
+        signer: when given, every token is signed with its signing key, and only tokens
+            carrying a valid signature by one of its keys are restored (unsigned, tampered
+            and foreign-key tokens raise :class:`InvalidTokenError`).
+        max_bytes: the largest transport form that is read at all.
+        secret_query_parameters: query parameter names (case-insensitive) whose values are
+            credentials. A token never holds them: their values are removed, the token is
+            marked ``redacted``, and restoring it raises :class:`InvalidTokenError` (it could
+            not poll). Pass an empty set to keep such URLs whole: tokens then carry those
+            credentials and must be protected like them.
+    """
+
+    __slots__ = ("max_bytes", "secret_query_parameters", "signer")
+
+    def __init__(
+        self,
+        *,
+        signer: TokenSigner | None = None,
+        max_bytes: int = MAX_TOKEN_BYTES,
+        secret_query_parameters: Iterable[str] = DEFAULT_SECRET_QUERY_PARAMETERS,
+    ) -> None:
+        if max_bytes < 64:
+            raise ValueError("max_bytes below 64 would refuse every token")
+        self.signer = signer
+        self.max_bytes = max_bytes
+        self.secret_query_parameters = frozenset(n.lower() for n in secret_query_parameters)
+
+    def read(self, token: RehydrationToken | str | bytes) -> RehydrationToken:
+        """Parse (and, with a signer, verify) a token in any of its forms."""
+        return RehydrationToken.parse(token, max_bytes=self.max_bytes, signer=self.signer)
+
+    def __repr__(self) -> str:
+        return f"TokenPolicy(signer={self.signer!r}, max_bytes={self.max_bytes})"
+
+
+#: Unsigned tokens, the default size limit and the default secret query parameters.
+DEFAULT_TOKEN_POLICY = TokenPolicy()
