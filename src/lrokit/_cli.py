@@ -35,6 +35,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1: {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -126,6 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="polling hint sent while running; fractions go out as retry-after-ms "
         "(default: %(default)s)",
     )
+    serve.add_argument(
+        "--faults",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="answer this fraction of polls badly, spread evenly over 503 and 429 with "
+        "Retry-After, dropped connections, slow answers, truncated and non-JSON bodies "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--fault-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the fault draws, for reproducible runs (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--fault-starts",
+        action="store_true",
+        help="inject faults into start requests too",
+    )
     serve.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
     serve.set_defaults(handler=_run_serve)
 
@@ -177,7 +208,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .demo import API_VERSION, DemoService  # noqa: PLC0415
+    from .demo import API_VERSION, DemoService, FaultPlan  # noqa: PLC0415
 
     stop = threading.Event()
 
@@ -193,6 +224,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         polls_to_complete=args.polls,
         retry_after=args.retry_after,
         log=None if args.quiet else log,
+        faults=FaultPlan.spread(
+            args.faults,
+            retry_after=args.retry_after,
+            seed=args.fault_seed,
+            starts=args.fault_starts,
+        )
+        if args.faults
+        else None,
     )
     handled = [signal.SIGINT, signal.SIGTERM]
     previous = {number: signal.signal(number, on_signal) for number in handled}
@@ -210,6 +249,9 @@ def _run_serve(args: argparse.Namespace) -> int:
                 f'-d \'{{"name": "my-store"}}\' \'{endpoint}vector_stores?api-version='
                 f"{API_VERSION}'"
             )
+            if service.faults is not None:
+                scope = "polls and starts" if args.fault_starts else "polls"
+                _out(f"injecting faults into {args.faults:.0%} of {scope} (seed {args.fault_seed})")
             _out("press Ctrl-C to stop")
             # A bounded wait, so a signal is acted on promptly on every platform.
             while not stop.wait(0.2):

@@ -13,13 +13,16 @@ it until interrupted.
 from __future__ import annotations
 
 from ._client import CreateVectorStoreOperation, FileCounts, VectorStore, VectorStoreClient
-from ._service import API_VERSION, DemoService, RecordedRequest
+from ._service import API_VERSION, DemoService, Fault, FaultPlan, OperationRecord, RecordedRequest
 
 __all__ = [
     "API_VERSION",
     "CreateVectorStoreOperation",
     "DemoService",
+    "Fault",
+    "FaultPlan",
     "FileCounts",
+    "OperationRecord",
     "RecordedRequest",
     "VectorStore",
     "VectorStoreClient",

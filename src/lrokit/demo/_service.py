@@ -8,14 +8,25 @@ Standard library only (``http.server``). Endpoints, all requiring ``?api-version
   "resourceLocation" (once succeeded), "error" (once failed or canceled)}``.
 * ``GET /vector_stores/<id>`` -> the created vector store, once its operation succeeded.
 
+* ``POST /operations/<id>:cancel`` -> cancels a running operation and answers with its
+  status monitor (``Canceled``); 409 once it has completed.
+
 An operation completes after ``duration`` seconds of the service's clock, or, when
 ``polls_to_complete`` is set, on that status poll (so tests need no waiting at all). A store
 whose name starts with ``fail`` ends Failed, one starting with ``cancel`` ends Canceled.
+A start request with an ``Operation-Id`` header that the service has seen before is
+answered with the operation it created then, not a new one.
+
+Fault injection (``faults=FaultPlan(...)``) makes some answers go wrong on purpose: 503 or
+429 with a Retry-After, a connection closed without an answer, a late answer, a truncated or
+non-JSON body; see :class:`FaultPlan`.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import random
 import threading
 import time
 import uuid
@@ -28,7 +39,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from typing_extensions import Self
 
-__all__ = ["API_VERSION", "DemoService", "RecordedRequest"]
+__all__ = [
+    "API_VERSION",
+    "DemoService",
+    "Fault",
+    "FaultPlan",
+    "OperationRecord",
+    "RecordedRequest",
+]
 
 #: The only ``api-version`` the demo service accepts.
 API_VERSION = "2024-01-01"
@@ -45,12 +63,121 @@ class RecordedRequest:
         path: the path with its query string, as sent.
         headers: the request headers, names lower-cased.
         body: the request body.
+        fault: the fault injected into the answer (a :class:`Fault` value), or None.
     """
 
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes = b""
+    fault: str | None = None
+
+
+class Fault(str, enum.Enum):
+    """A way in which the demo service answers badly on purpose."""
+
+    UNAVAILABLE = "unavailable"
+    """HTTP 503 with a Retry-After hint; the request is not processed."""
+    THROTTLED = "throttled"
+    """HTTP 429 with a Retry-After hint; the request is not processed."""
+    DROPPED = "dropped"
+    """The connection is closed without an answer. A start request *is* processed first
+    (the answer is lost, not the request), which is what makes blind retries dangerous."""
+    SLOW = "slow"
+    """The right answer, :attr:`FaultPlan.slow_seconds` late."""
+    TRUNCATED = "truncated"
+    """HTTP 200 whose JSON body is cut off half-way; a poll is not processed."""
+    INVALID = "invalid"
+    """HTTP 200 with an HTML page instead of JSON; a poll is not processed."""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """How often the demo service injects each :class:`Fault`.
+
+    Each rate is the probability that one request gets that fault (their sum is at most 1).
+    Faults hit status polls and final-resource GETs, and start requests too when ``starts``.
+    The draw for a request depends only on ``seed``, the operation's name and how many
+    requests for that operation and resource came before, so a run with the same names and
+    seed meets the same faults whatever the thread timing.
+
+    Args:
+        unavailable, throttled, dropped, slow, truncated, invalid: the rates.
+        retry_after: the hint sent with 503 and 429, in seconds (a fraction goes out as
+            ``retry-after-ms``, a whole number as ``Retry-After``).
+        slow_seconds: how late a slow answer is.
+        seed: the seed of the draws.
+        starts: inject faults into start requests as well (a start with a truncated or
+            invalid body keeps its headers, so it can still be followed).
+    """
+
+    unavailable: float = 0.0
+    throttled: float = 0.0
+    dropped: float = 0.0
+    slow: float = 0.0
+    truncated: float = 0.0
+    invalid: float = 0.0
+    retry_after: float = 1.0
+    slow_seconds: float = 0.05
+    seed: int = 0
+    starts: bool = False
+
+    def __post_init__(self) -> None:
+        rates = self.rates()
+        if any(not 0.0 <= rate <= 1.0 for rate in rates.values()):
+            raise ValueError("every fault rate is between 0 and 1")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError("the fault rates add up to more than 1")
+        if self.retry_after < 0 or self.slow_seconds < 0:
+            raise ValueError("retry_after and slow_seconds must be >= 0")
+
+    @classmethod
+    def spread(cls, rate: float, **settings: Any) -> FaultPlan:
+        """A plan that gives each of the six faults an equal share of ``rate``."""
+        share = rate / len(Fault)
+        rates: dict[str, Any] = {fault.value: share for fault in Fault}
+        return cls(**rates, **settings)
+
+    def rates(self) -> dict[Fault, float]:
+        """Each fault's rate."""
+        return {fault: float(getattr(self, fault.value)) for fault in Fault}
+
+    @property
+    def total(self) -> float:
+        """The probability that a request gets some fault."""
+        return sum(self.rates().values())
+
+    def draw(self, key: str) -> Fault | None:
+        """The fault for the request identified by ``key`` (deterministic), or None."""
+        # A string seed is hashed with SHA-512 by random.Random: stable across runs and
+        # independent of PYTHONHASHSEED.
+        point = random.Random(f"{self.seed}|{key}").random()
+        for fault, rate in self.rates().items():
+            if point < rate:
+                return fault
+            point -= rate
+        return None
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """What the service knows about one operation it created.
+
+    Attributes:
+        id: the operation's id (``/operations/<id>``).
+        store_id: the id of the vector store it creates.
+        name: the requested name.
+        status: its status now.
+        polls: the status polls it has answered.
+        operation_id: the ``Operation-Id`` header of its start request, or None.
+    """
+
+    id: str
+    store_id: str
+    name: str
+    status: str
+    polls: int
+    operation_id: str | None
 
 
 @dataclass
@@ -63,6 +190,7 @@ class _Job:
     polls: int = 0
     status: str = "NotStarted"
     percent: int = 0
+    operation_id: str | None = None
 
 
 @dataclass
@@ -71,6 +199,10 @@ class _State:
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Start requests by their Operation-Id header: a repeated start finds its operation.
+    by_operation_id: dict[str, str] = field(default_factory=dict)
+    # Requests seen per fault key, so that each repetition gets a draw of its own.
+    fault_counts: dict[str, int] = field(default_factory=dict)
 
 
 class _HttpError(Exception):
@@ -106,6 +238,7 @@ class DemoService:
             None sends no hint.
         clock: a monotonic clock for ``duration`` (inject a fake one in tests).
         log: called with one line per request (None: silent).
+        faults: the fault-injection plan; None (the default) answers every request well.
     """
 
     def __init__(
@@ -117,6 +250,7 @@ class DemoService:
         retry_after: float | None = 1.0,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], object] | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         if duration < 0:
             raise ValueError("duration must be >= 0")
@@ -130,6 +264,7 @@ class DemoService:
         self.retry_after = retry_after
         self.clock = clock
         self.log = log
+        self.faults = faults
         self._state = _State()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -198,6 +333,14 @@ class DemoService:
         with self._state.lock:
             self._state.requests.clear()
 
+    def operations(self) -> list[OperationRecord]:
+        """Every operation the service has created, in creation order."""
+        with self._state.lock:
+            return [
+                OperationRecord(j.id, j.store_id, j.name, j.status, j.polls, j.operation_id)
+                for j in self._state.jobs.values()
+            ]
+
     # -- request handling (called from handler threads) ------------------------------------
 
     def _record(self, request: RecordedRequest) -> None:
@@ -205,7 +348,7 @@ class DemoService:
             self._state.requests.append(request)
 
     def _handle(
-        self, method: str, target: str, body: bytes
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         parts = urlsplit(target)
         segments = [s for s in parts.path.split("/") if s]
@@ -223,7 +366,11 @@ class DemoService:
         if segments == ["vector_stores"]:
             if method != "POST":
                 raise _HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
-            return self._create(body)
+            return self._create(body, (headers or {}).get("operation-id"))
+        if len(segments) == 2 and segments[0] == "operations" and segments[1].endswith(":cancel"):
+            if method != "POST":
+                raise _HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
+            return self._cancel(segments[1][: -len(":cancel")])
         if len(segments) == 2 and segments[0] in ("operations", "vector_stores"):
             if method != "GET":
                 raise _HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
@@ -232,7 +379,9 @@ class DemoService:
             return self._store(segments[1])
         raise _HttpError(404, "NotFound", f"no such resource: {parts.path}")
 
-    def _create(self, body: bytes) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _create(
+        self, body: bytes, operation_id: str | None = None
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         try:
             document = json.loads(body or b"null")
         except ValueError:
@@ -251,9 +400,16 @@ class DemoService:
             name=name,
             file_ids=file_ids,
             started=self.clock(),
+            operation_id=operation_id,
         )
         with self._state.lock:
-            self._state.jobs[job.id] = job
+            known = self._state.by_operation_id.get(operation_id) if operation_id else None
+            if known is not None:
+                job = self._state.jobs[known]  # a repeated start: the same operation
+            else:
+                self._state.jobs[job.id] = job
+                if operation_id:
+                    self._state.by_operation_id[operation_id] = job.id
         headers = {"Operation-Location": f"/operations/{job.id}?api-version={API_VERSION}"}
         headers.update(self._hint_headers())
         return 202, headers, {"id": job.id, "status": job.status}
@@ -284,6 +440,27 @@ class DemoService:
                 }
             terminal = job.status in ("Succeeded", "Failed", "Canceled")
         return 200, ({} if terminal else self._hint_headers()), document
+
+    def _cancel(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._state.lock:
+            job = self._state.jobs.get(job_id)
+            if job is None:
+                raise _HttpError(404, "OperationNotFound", f"no operation {job_id!r}")
+            if job.status in ("Succeeded", "Failed", "Canceled"):
+                raise _HttpError(
+                    409, "OperationCompleted", f"the operation has already {job.status.lower()}"
+                )
+            job.status = "Canceled"
+            document = {
+                "id": job.id,
+                "status": job.status,
+                "percentComplete": job.percent,
+                "error": {
+                    "code": "OperationCanceled",
+                    "message": f"the creation of vector store {job.name!r} was canceled",
+                },
+            }
+        return 200, {}, document
 
     def _advance(self, job: _Job) -> None:
         """Move ``job`` on by one status poll (the lock is held)."""
@@ -330,13 +507,47 @@ class DemoService:
             raise _HttpError(404, "VectorStoreNotFound", f"no vector store {store_id!r}")
         return 200, {}, store
 
-    def _hint_headers(self) -> dict[str, str]:
-        hint = self.retry_after
+    def _hint_headers(self, hint: float | None = None) -> dict[str, str]:
+        hint = self.retry_after if hint is None else hint
         if hint is None:
             return {}
         if float(hint).is_integer():
             return {"Retry-After": str(int(hint))}
         return {"retry-after-ms": str(round(hint * 1000))}
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def _fault_for(self, method: str, target: str, body: bytes) -> Fault | None:
+        """The fault to inject into the answer to this request, or None."""
+        plan = self.faults
+        if plan is None:
+            return None
+        segments = [s for s in urlsplit(target).path.split("/") if s]
+        if method == "POST" and segments == ["vector_stores"]:
+            if not plan.starts:
+                return None
+            try:
+                name = json.loads(body or b"null").get("name")
+            except (ValueError, AttributeError):
+                return None
+            subject = f"start:{name}"
+        elif method == "GET" and len(segments) == 2:
+            with self._state.lock:
+                if segments[0] == "operations":
+                    job = self._state.jobs.get(segments[1])
+                    name = job.name if job is not None else None
+                else:
+                    store = self._state.stores.get(segments[1])
+                    name = store["name"] if store is not None else None
+            if name is None:
+                return None
+            subject = f"{segments[0]}:{name}"
+        else:
+            return None
+        with self._state.lock:
+            count = self._state.fault_counts.get(subject, 0)
+            self._state.fault_counts[subject] = count + 1
+        return plan.draw(f"{subject}:{count}")
 
 
 def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
@@ -372,18 +583,57 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 outcome: tuple[int, dict[str, str], dict[str, Any] | None] = _error(
                     _HttpError(400, "InvalidContentLength", "bad or too large Content-Length")
                 )
+                fault = None
             else:
                 body = self.rfile.read(length) if length else b""
                 outcome = (0, {}, None)
+                fault = service._fault_for(self.command, self.path, body)
             service._record(
-                RecordedRequest(self.command, self.path, MappingProxyType(headers), body)
+                RecordedRequest(
+                    self.command,
+                    self.path,
+                    MappingProxyType(headers),
+                    body,
+                    None if fault is None else fault.value,
+                )
             )
+            plan = service.faults
+            if plan is not None and fault in (Fault.UNAVAILABLE, Fault.THROTTLED):
+                code = 503 if fault is Fault.UNAVAILABLE else 429
+                why = _HttpError(code, "ServiceBusy", "injected fault: try again later")
+                busy = _error(why)
+                self._answer(
+                    busy[0], {**busy[1], **service._hint_headers(plan.retry_after)}, busy[2]
+                )
+                return
+            is_poll = self.command == "GET"
+            if fault in (Fault.TRUNCATED, Fault.INVALID) and is_poll:
+                # A broken answer that the service never produced: the poll is not counted.
+                self._garbled(fault, b'{"id": "op", "status": "Succeeded", "result": {"id"')
+                return
+            if fault is Fault.DROPPED and is_poll:
+                self.close_connection = True  # nothing is written: the client sees a reset
+                return
             if outcome[0] == 0:
                 try:
-                    outcome = service._handle(self.command, self.path, body)
+                    outcome = service._handle(self.command, self.path, body, headers)
                 except _HttpError as error:
                     outcome = _error(error)
+            if fault is Fault.DROPPED:
+                self.close_connection = True  # processed, then the answer is lost
+                return
+            if plan is not None and fault is Fault.SLOW:
+                time.sleep(plan.slow_seconds)
             status, extra, document = outcome
+            if fault in (Fault.TRUNCATED, Fault.INVALID):
+                payload = json.dumps(document).encode() if document is not None else b"{}"
+                self._garbled(fault, payload, status, extra)
+                return
+            self._answer(status, extra, document)
+
+        def _answer(
+            self, status: int, extra: dict[str, str], document: dict[str, Any] | None
+        ) -> None:
             payload = json.dumps(document).encode() if document is not None else b""
             self.send_response(status)
             for name, value in extra.items():
@@ -393,6 +643,25 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _garbled(
+            self,
+            fault: Fault,
+            payload: bytes,
+            status: int = 200,
+            extra: dict[str, str] | None = None,
+        ) -> None:
+            if fault is Fault.TRUNCATED:
+                body, kind = payload[: max(1, len(payload) // 2)], "application/json"
+            else:
+                body, kind = b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"
+            self.send_response(status)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             if service.log is not None:
