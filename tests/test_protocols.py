@@ -678,6 +678,29 @@ def test_no_request_goes_to_an_untrusted_origin(rsps, clock, header: str, url: s
     assert requested(rsps) == [f"POST {START}"]
 
 
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_past_the_origin_rule(rsps, clock, code: int) -> None:
+    rsps.post(START, status=202, headers={"Operation-Location": MONITOR})
+    rsps.get(MONITOR, status=code, headers={"Location": FOREIGN})
+    rsps.get(FOREIGN, json=SUCCEEDED)  # registered, so a request to it would be recorded
+    with Pipeline(HOST, headers={"api-key": "secret"}, clock=clock, sleep=clock.sleep) as pipeline:
+        operation = Operation.start(pipeline, "POST", START)
+        with pytest.raises(PollRejectedError) as info:
+            operation.wait_for_completion()
+    assert info.value.status_code == code
+    assert operation.state is S.RUNNING
+    assert requested(rsps) == [f"POST {START}", f"GET {MONITOR}"]
+
+
+def test_a_redirected_start_is_rejected_not_followed(rsps, pipeline) -> None:
+    rsps.put(START, status=307, headers={"Location": FOREIGN})
+    rsps.put(FOREIGN, status=201, json=SUCCEEDED)
+    with pytest.raises(StartRejectedError) as info:
+        Operation.start(pipeline, "PUT", START)
+    assert info.value.status_code == 307
+    assert requested(rsps) == [f"PUT {START}"]
+
+
 def test_an_untrusted_resource_location_is_not_requested(rsps, pipeline) -> None:
     operation = start_monitored(rsps, pipeline)
     monitor(rsps, {"status": "Succeeded", "resourceLocation": FOREIGN})
