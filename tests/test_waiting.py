@@ -29,6 +29,7 @@ from lrokit import (
     LroError,
     Operation,
     OperationCanceledError,
+    OperationCore,
     OperationNotCompleteError,
     OperationState,
     Pipeline,
@@ -39,6 +40,7 @@ from lrokit import (
     PollTransportError,
     ProtocolError,
     RehydrationToken,
+    ResponseView,
     RetriesExhaustedError,
     StartRejectedError,
     StateChange,
@@ -329,6 +331,27 @@ def test_a_request_that_times_out_at_the_deadline_is_a_timeout_not_a_fault(rsps,
     assert operation.consecutive_failures == 0
 
 
+def test_the_deadline_bounds_the_start_request_too(rsps, clock) -> None:
+    with Pipeline(
+        HOST, polling=PollingPolicy(interval=1), clock=clock, sleep=clock.sleep, request_timeout=30
+    ) as pipeline:
+        rsps.put(ITEM, status=202, headers={"Operation-Location": MONITOR})
+        monitor(rsps, "Succeeded")
+        rsps.get(ITEM, json={"id": "1"})
+        Operation.prepare(pipeline, "PUT", ITEM).wait_for_completion(timeout=7)
+        assert rsps.calls[0].request.req_kwargs["timeout"] == 7.0
+
+        def lost(request: Any) -> Any:
+            clock.now += 10
+            raise requests.ConnectTimeout("no connection")
+
+        rsps.add_callback(responses.PUT, f"{HOST}/other", callback=lost)
+        with pytest.raises(WaitTimeoutError) as info:
+            Operation.prepare(pipeline, "PUT", f"{HOST}/other").wait_for_completion(timeout=3)
+    assert isinstance(info.value.__cause__, requests.ConnectTimeout)
+    assert info.value.state is S.NOT_STARTED
+
+
 # -- stopping the wait (client side) -----------------------------------------------------------
 
 
@@ -495,6 +518,16 @@ def test_exhausted_retries_raise_a_typed_error_that_keeps_the_token(rsps, pipeli
     assert operation.consecutive_failures == 0  # the count starts over
     operation.wait_for_completion()
     assert operation.state is S.SUCCEEDED
+
+
+def test_exhaustion_through_manual_receive_names_the_last_status(pipeline) -> None:
+    operation = Operation(pipeline, OperationCore("POST", JOBS))
+    operation.receive(ResponseView.build(202, {"Operation-Location": MONITOR}))
+    operation.receive(ResponseView.build(503))
+    operation.receive(ResponseView.build(503))
+    with pytest.raises(RetriesExhaustedError) as info:
+        operation.receive(ResponseView.build(502))
+    assert (info.value.status_code, info.value.failures) == (502, 3)
 
 
 def test_max_retries_zero_turns_retrying_off(rsps, clock) -> None:

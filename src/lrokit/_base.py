@@ -411,7 +411,7 @@ class OperationBase(Generic[T]):
             decision = Decision(Action.RETRY, self._core.next_request_url, hint, state, state)
             self._notify(decision, view.raw)
             return decision
-        self._after(decision, view.raw, interval)
+        self._after(decision, view.raw, interval, view.status_code)
         return decision
 
     def _start_is_safe(self, method: str) -> bool:
@@ -532,11 +532,10 @@ class OperationBase(Generic[T]):
 
     # -- processing one response ---------------------------------------------------------
 
-    def _after(self, decision: Decision, raw: Any, interval: Interval) -> None:
+    def _after(
+        self, decision: Decision, raw: Any, interval: Interval, status_code: int = 0
+    ) -> None:
         if decision.action is Action.RETRY:
-            status_code = getattr(raw, "status_code", 0)
-            if not isinstance(status_code, int):
-                status_code = 0
             what = "an unreadable body" if 200 <= status_code < 300 else f"HTTP {status_code}"
             self._count_fault(status_code, raw, what)
             self._back_off(decision.retry_after)

@@ -180,15 +180,21 @@ class Operation(OperationBase[T]):
             raise LroError("this operation has no start request left to send")
         pipeline = self._pipeline
         while True:
+            kwargs = request.kwargs
+            if wait.deadline is not None and "timeout" not in kwargs:
+                remaining = wait.deadline - pipeline.clock()
+                kwargs = {**kwargs, "timeout": _within(pipeline.request_timeout, remaining)}
             try:
                 response = pipeline.send(
                     request.method,
                     request.url,
                     json=request.json,
                     headers=request.headers,
-                    **request.kwargs,
+                    **kwargs,
                 )
-            except _TRANSPORT_ERRORS:
+            except _TRANSPORT_ERRORS as error:
+                if wait.deadline is not None and pipeline.clock() >= wait.deadline:
+                    raise self._timeout_error(wait.limit) from error
                 delay = self._start_fault(request.method, 0, None)
                 if delay is None:
                     raise
@@ -451,7 +457,7 @@ class Operation(OperationBase[T]):
             view = view_of(response)
             self._response = response
         decision = self._core.receive(view)
-        self._after(decision, view.raw, None)
+        self._after(decision, view.raw, None, view.status_code)
         return decision
 
 
