@@ -352,8 +352,9 @@ class RehydrationToken:
             raise InvalidTokenError(
                 f"token does not match the token format: {_describe(error)}"
             ) from None
-        except msgspec.DecodeError:
-            raise InvalidTokenError("token is not valid JSON") from None
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string.
+            raise InvalidTokenError("token is not valid UTF-8 JSON") from None
         token = cls(fields)
         token._payload = payload.rstrip(b"=")
         token._signature = signature if dot else None
