@@ -158,8 +158,10 @@ class OperationBase(Generic[T]):
         # Size, signature and format are checked by the pipeline's token policy, then the
         # values, the kind and every URL's origin by the core; nothing is sent.
         tokens = pipeline.tokens
+        if not isinstance(token, RehydrationToken) or tokens.signer is not None:
+            token = tokens.read(token)
         return OperationCore.restore(
-            tokens.read(token),
+            token,
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),

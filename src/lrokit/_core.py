@@ -39,7 +39,9 @@ from ._parse import (
 )
 from ._state import INITIAL_STATE, OperationState, Trigger, next_state
 from ._token import DEFAULT_TOKEN_POLICY, Pending, RehydrationToken, TokenPolicy, TokenV2
-from ._urls import OriginPolicy, api_version_of, redact_query, resolve, with_api_version
+from ._token import Protocol as TokenProtocol
+from ._token import State as TokenState
+from ._urls import OriginPolicy, api_version_of, resolve, with_api_version
 
 __all__ = [
     "Action",
@@ -630,7 +632,7 @@ class OperationCore:
         yet (the driver knows it); it is kept only while the operation waits for its start
         response, to make restoring such a token safe.
         """
-        secrets = self.token_policy.secret_query_parameters
+        tokens = self.token_policy
         origins = self.origin_policy
         redacted = False
         origin: str | None = None
@@ -638,9 +640,9 @@ class OperationCore:
         for url in (self.initial_url, self.polling_url, self.location_url, self.final_url):
             reference = url
             if reference is not None:
-                if secrets and "?" in reference:
-                    reference, removed = redact_query(reference, secrets)
-                    redacted = redacted or removed
+                reference, removed = tokens.redact(reference)
+                if removed:
+                    redacted = True
                 if origins is not None:
                     short = origins.shorten(reference)
                     if short is not None:
@@ -649,25 +651,27 @@ class OperationCore:
         action = self.next_action
         api_version = self.api_version
         via = self.options.final_state_via
+        # Positional, in the Struct's field order (keywords cost five times as much).
         return TokenV2(
-            origin=origin,
-            state=self.state.value,
-            protocol=self.protocol.value,
-            method=self.method,
-            initial_url=cast(str, urls[0]),
-            pending=_PENDING[action],
-            polling_url=urls[1],
-            location_url=urls[2],
-            final_url=urls[3],
+            _STATE_NAMES[self.state],
+            _PROTOCOL_NAMES[self.protocol],
+            self.method,
+            cast(str, urls[0]),
+            _PENDING[action],
+            # Milliseconds; int(x + 0.5) is round() for the positive times here, and cheaper.
+            int(self.created_at * 1000 + 0.5) / 1000,
+            origin,
+            urls[1],
+            urls[2],
+            urls[3],
             # Written only when the initial URL's query does not already say it.
-            api_version=None if api_version == api_version_of(self.initial_url) else api_version,
-            final_state_via=None if via is None else via.value,
-            attempt=self.attempt,
-            created_at=round(self.created_at, 3),
-            operation_id=self.operation_id,
-            start_operation_id=None if action is not None else start_operation_id,
-            kind=self.kind,
-            redacted=redacted,
+            None if api_version == api_version_of(self.initial_url) else api_version,
+            None if via is None else via.value,
+            self.attempt,
+            self.operation_id,
+            None if action is not None else start_operation_id,
+            self.kind,
+            redacted,
         )
 
     def token(self, *, start_operation_id: str | None = None) -> RehydrationToken:
@@ -720,13 +724,19 @@ class OperationCore:
         if kind is not None and fields.kind is not None and fields.kind != kind:
             shown = fields.kind if len(fields.kind) <= 80 else fields.kind[:80] + "..."
             raise InvalidTokenError(f"token belongs to {shown!r}, not {kind!r}")
-        try:
-            state = OperationState(fields.state)
-            protocol = PollingProtocol(fields.protocol)
-            via = None if fields.final_state_via is None else FinalStateVia(fields.final_state_via)
-            pending = None if fields.pending == "start" else Action(fields.pending)
-        except ValueError:
-            raise InvalidTokenError("token has a value that is not allowed") from None
+        # Dictionary lookups rather than Enum(value): restoring is on the hot path of workers
+        # that resume many operations, and a fields object may have been built by hand.
+        state = _STATES.get(fields.state)
+        protocol = _PROTOCOLS.get(fields.protocol)
+        pending = _PENDING_ACTIONS.get(fields.pending, _UNKNOWN)
+        via = None if fields.final_state_via is None else _VIAS.get(fields.final_state_via)
+        if (
+            state is None
+            or protocol is None
+            or pending is _UNKNOWN
+            or (via is None and fields.final_state_via is not None)
+        ):
+            raise InvalidTokenError("token has a value that is not allowed")
         if fields.attempt < 0:
             raise InvalidTokenError("token has a negative attempt count")
         if (state is _S.NOT_STARTED) is not (pending is None):
@@ -740,12 +750,20 @@ class OperationCore:
                 " or a start with an Operation-Id header is)"
             )
         base = fields.origin
-        if base is not None and _TOKEN_ORIGIN.fullmatch(base) is None:
-            raise InvalidTokenError("token's origin is not of the form scheme://host[:port]")
+        if base is not None and (origin_policy is None or base != origin_policy.origin_url):
+            # Not this client's own endpoint origin: its form and trust, once for every URL.
+            if _TOKEN_ORIGIN.fullmatch(base) is None:
+                raise InvalidTokenError("token's origin is not of the form scheme://host[:port]")
+            if origin_policy is not None and not origin_policy.trusts(base + "/"):
+                raise TokenOriginError(base + "/", origin_policy.origins, "origin")
         initial_url = _token_url(fields.initial_url, "initial_url", base, origin_policy)
-        polling_url = _token_url(fields.polling_url, "polling_url", base, origin_policy)
-        location_url = _token_url(fields.location_url, "location_url", base, origin_policy)
-        final_url = _token_url(fields.final_url, "final_url", base, origin_policy)
+        polling_url = location_url = final_url = None
+        if fields.polling_url is not None:
+            polling_url = _token_url(fields.polling_url, "polling_url", base, origin_policy)
+        if fields.location_url is not None:
+            location_url = _token_url(fields.location_url, "location_url", base, origin_policy)
+        if fields.final_url is not None:
+            final_url = _token_url(fields.final_url, "final_url", base, origin_policy)
         if options is None:
             options = ProtocolOptions(final_state_via=via) if via else DEFAULT_OPTIONS
         core = cls(
@@ -788,7 +806,10 @@ class OperationCore:
         elif pending is Action.DONE:
             raise InvalidTokenError("token of a running operation has nothing to poll")
         core.next_action = pending
-        if pending is not Action.DONE and core.next_request_url is None:
+        if (
+            pending is not Action.DONE
+            and (core.final_url if pending is Action.FETCH_FINAL else polling_url) is None
+        ):
             raise InvalidTokenError("token of a running operation has no URL to poll")
         return core
 
@@ -817,6 +838,19 @@ _PENDING: dict[Action | None, Pending] = {
 }
 
 
+_STATES = {state.value: state for state in OperationState}
+_STATE_NAMES: dict[OperationState, TokenState] = {state: state.value for state in OperationState}
+_PROTOCOL_NAMES: dict[PollingProtocol, TokenProtocol] = {p: p.value for p in PollingProtocol}
+_PROTOCOLS = {protocol.value: protocol for protocol in PollingProtocol}
+_VIAS = {via.value: via for via in FinalStateVia}
+_UNKNOWN: Any = object()
+_PENDING_ACTIONS: dict[str, Action | None] = {
+    "start": None,
+    "poll": Action.POLL,
+    "retry": Action.POLL,
+    "fetch-final": Action.FETCH_FINAL,
+    "done": Action.DONE,
+}
 #: A token's ``origin``: ``http(s)://`` and an authority without user info.
 _TOKEN_ORIGIN = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
 
@@ -832,14 +866,16 @@ def _token_url(
     """
     if reference is None:
         return None
-    if reference.startswith("/") and not reference.startswith("//"):
+    if reference[:1] == "/" and reference[:2] != "//":
         if base is None:
             raise InvalidTokenError(f"token's {field} is relative, but the token has no origin")
-        url = base + reference
-    elif reference[:8].lower().startswith(("http://", "https://")):
-        url = reference
-    else:
+        # The origin (already checked) ends the authority and the reference starts with one
+        # "/": only characters that URL parsers read differently are left to refuse.
+        if not reference.isprintable() or " " in reference or "\\" in reference:
+            raise InvalidTokenError(f"token's {field} holds spaces, control characters or '\\'")
+        return base + reference
+    if not reference[:8].lower().startswith(("http://", "https://")):
         raise InvalidTokenError(f"token's {field} is not an http(s) URL")
-    if policy is not None and not policy.trusts(url):
-        raise TokenOriginError(url, policy.origins, field)
-    return url
+    if policy is not None and not policy.trusts(reference):
+        raise TokenOriginError(reference, policy.origins, field)
+    return reference

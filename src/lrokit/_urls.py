@@ -253,11 +253,15 @@ class OriginPolicy:
         User info is dropped (tokens never hold it); a path starting with ``//`` would read
         as a host, so such a URL is not shortened.
         """
-        for prefix in (self._written, self.origin_url):
-            if url.startswith(prefix):
-                rest = url[len(prefix) :]
-                if rest[:1] == "/" and rest[:2] != "//":
-                    return rest
+        written = self._written  # the common case first: a URL built from the endpoint
+        if url.startswith(written):
+            rest = url[len(written) :]
+            if rest[:1] == "/" and rest[:2] != "//":
+                return rest
+        if url.startswith(self.origin_url):
+            rest = url[len(self.origin_url) :]
+            if rest[:1] == "/" and rest[:2] != "//":
+                return rest
         parts = _authority(url)
         if parts is None or _format(parts) != self._endpoint_origin:
             return None
