@@ -8,15 +8,17 @@ that sends requests and sleeps.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 from typing_extensions import Self
 
 from ._core import Action, Decision, OperationCore, ProtocolOptions
-from ._delay import Interval, PollingDelay, PollingPolicy
+from ._delay import DelayStrategy, Interval, PollingDelay, PollingPolicy, as_seconds
 from ._exceptions import (
     CancelNotSupportedError,
     CancelRejectedError,
@@ -45,11 +47,17 @@ from ._token import RehydrationToken, TokenPolicy
 from ._urls import OriginPolicy, with_api_version
 
 __all__ = [
+    "NO_BODY",
+    "NO_WAIT",
     "OPERATION_ID_HEADER",
     "OperationBase",
     "PipelineSettings",
+    "PollUpdate",
+    "StartRequest",
+    "Wait",
     "WaitStep",
     "bounded_step",
+    "within",
 ]
 
 #: The request header that makes a start request idempotent on services that honour it
@@ -58,6 +66,10 @@ OPERATION_ID_HEADER = "Operation-Id"
 #: Start requests that may be repeated without an ``Operation-Id``: idempotent by HTTP.
 _IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
 _POLLING_ACTIONS = frozenset({Action.POLL, Action.RETRY, Action.FETCH_FINAL})
+#: What a token accepts as an Operation-Id: visible ASCII, at most 256 characters.
+_TOKEN_WORD = re.compile(r"[!-~]{1,256}")
+#: ``json=`` not given to ``rehydrate`` (None is a valid body: no body).
+NO_BODY: Any = object()
 
 T = TypeVar("T")
 
@@ -78,6 +90,11 @@ class PipelineSettings(Protocol):
     @property
     def tokens(self) -> TokenPolicy:
         """How rehydration tokens are written and read (signing, size, secrets)."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock that deadlines are measured on."""
         ...
 
     def url(self, path: str) -> str:
@@ -102,6 +119,77 @@ def bounded_step(delay: float, deadline: float | None, now: float) -> WaitStep:
     return WaitStep(delay, False)
 
 
+class Wait(NamedTuple):
+    """The settings of one wait (``wait_for_completion``, ``poll_iter``), or none at all.
+
+    ``cancel`` is the driver's cancellation handle (a ``threading.Event`` or an
+    ``asyncio.Event``); ``limiter`` an async context manager bounding requests in flight
+    (``async_wait_all``'s semaphore), None elsewhere.
+    """
+
+    interval: Interval
+    deadline: float | None
+    limit: float
+    cancel: Any
+    limiter: Any = None
+
+
+#: Single requests (``update_status``, ``send_start``): no interval, deadline or handle.
+NO_WAIT = Wait(None, None, 0.0, None)
+
+
+def within(
+    configured: float | tuple[float, float] | None, remaining: float
+) -> float | tuple[float, float]:
+    """The pipeline's per-request timeout, shortened to the time left before a deadline."""
+    left = max(remaining, 0.001)  # transports refuse 0; the deadline check follows anyway
+    if configured is None:
+        return left
+    if isinstance(configured, tuple):
+        connect, read = configured
+        return (min(connect, left), min(read, left))
+    return min(configured, left)
+
+
+class StartRequest(NamedTuple):
+    """The start request of an operation that was prepared (or restored) but not sent."""
+
+    method: str
+    url: str
+    json: Any
+    headers: dict[str, str]
+    kwargs: dict[str, Any]
+
+
+class PollUpdate(msgspec.Struct, frozen=True):
+    """One processed response, as ``poll_iter()`` yields it.
+
+    Attributes:
+        state: the operation's state after the response.
+        raw_status: the status string exactly as the service sent it, or None (a transient
+            fault, or an answer without a status such as a final resource).
+        percent_complete: the progress the service reports (0-100), or None.
+        next_delay: the delay before the next request and the rule that chose it; None
+            once no further request is due.
+        attempt: how many status responses the operation has processed.
+        status: the whole parsed status, or None.
+        response: the raw response.
+    """
+
+    state: OperationState
+    raw_status: str | None
+    percent_complete: float | None
+    next_delay: PollingDelay | None
+    attempt: int
+    status: StatusUpdate | None = None
+    response: Any = None
+
+    @property
+    def has_completed(self) -> bool:
+        """Whether the operation is in a terminal state after this response."""
+        return self.state.is_terminal
+
+
 class OperationBase(Generic[T]):
     """The I/O-free half of an operation; see ``Operation`` and ``AsyncOperation``."""
 
@@ -114,6 +202,12 @@ class OperationBase(Generic[T]):
     #: template)``, such as ``("POST", "{monitor}:cancel")`` or ``("DELETE", "{monitor}")``.
     #: None (the default) means the service offers no cancellation; see :meth:`cancel_target`.
     cancel_request: ClassVar[tuple[str, str] | None] = None
+    #: The name written into tokens (see :meth:`kind`); read from the class itself only, not
+    #: inherited. Give an async twin its sync class's kind (``token_kind =
+    #: CreateVectorStoreOperation.kind()``) so that tokens resume on either side.
+    token_kind: ClassVar[str | None] = None
+    #: Whether hooks may be coroutines (the async driver awaits them).
+    _awaits_hooks: ClassVar[bool] = False
 
     def __init__(self, pipeline: PipelineSettings, core: OperationCore, response: Any) -> None:
         self._settings = pipeline
@@ -127,13 +221,26 @@ class OperationBase(Generic[T]):
         self._planned_for: Any = _UNSET
         # Whether the start request carries an Operation-Id, which makes it safe to repeat.
         self._start_has_operation_id = False
+        self._start_request: StartRequest | None = None
+        # The decision of the last processed response (what poll_iter yields from).
+        self._decision: Decision | None = None
+        # Awaitables returned by coroutine hooks, for the async driver to await.
+        self._awaitables: list[Awaitable[object]] | None = [] if self._awaits_hooks else None
+        # Shared waiting: steps taken by any waiter, and the error that ended the last
+        # failed one (step number, error), re-raised to waiters that queued behind it.
+        self._steps = 0
+        self._failure: tuple[int, BaseException] | None = None
 
     # -- construction helpers ----------------------------------------------------------------
 
     @classmethod
     def kind(cls) -> str:
-        """The name stored in tokens, so a token cannot be restored as another operation."""
-        return f"{cls.__module__}.{cls.__qualname__}"
+        """The name stored in tokens, so a token cannot be restored as another operation.
+
+        The class's own ``token_kind`` when it sets one, else its module and name.
+        """
+        own = cls.__dict__.get("token_kind")
+        return own if isinstance(own, str) else f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
     def _new_core(
@@ -169,8 +276,63 @@ class OperationBase(Generic[T]):
         )
 
     def _start_operation_id(self) -> str | None:
-        """The ``Operation-Id`` header of a start request not sent yet (drivers override)."""
+        """The ``Operation-Id`` of the start request not sent yet, if it is usable in a token."""
+        request = self._start_request
+        if request is None:
+            return None
+        for name, value in request.headers.items():
+            if name.lower() == OPERATION_ID_HEADER.lower():
+                return value if _TOKEN_WORD.fullmatch(value) else None
         return None
+
+    def _plan_start(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        operation_headers: Mapping[str, str] | None,
+        idempotent: bool,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Keep the start request of a prepared operation (``idempotent``: add the id)."""
+        merged = {**(operation_headers or {}), **(headers or {})}
+        given = any(name.lower() == OPERATION_ID_HEADER.lower() for name in merged)
+        if idempotent and not given:
+            merged[OPERATION_ID_HEADER] = self._core.operation_id
+        self._start_has_operation_id = idempotent or given
+        self._start_request = StartRequest(method, url, json, merged, kwargs)
+
+    def _plan_restart(
+        self,
+        start_operation_id: str | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        operation_headers: Mapping[str, str] | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Rebuild the start request of a restored ``NotStarted`` token (sent again later).
+
+        Raises:
+            ValueError: no ``json=`` was given, or ``headers`` carry an ``Operation-Id``
+                other than the token's.
+        """
+        if json is NO_BODY and not kwargs:
+            raise ValueError(
+                "this token was taken before the start response arrived: pass the start"
+                " request's body again with json= (None for no body)"
+            )
+        merged = {**(operation_headers or {}), **(headers or {})}
+        if start_operation_id is not None:
+            for name in [n for n in merged if n.lower() == OPERATION_ID_HEADER.lower()]:
+                if merged.pop(name) != start_operation_id:
+                    raise ValueError("headers carry an Operation-Id other than the token's")
+            merged[OPERATION_ID_HEADER] = start_operation_id
+        self._start_has_operation_id = start_operation_id is not None
+        body = None if json is NO_BODY else json
+        core = self._core
+        self._start_request = StartRequest(core.method, core.initial_url, body, merged, kwargs)
 
     # -- reading (no I/O) ----------------------------------------------------------------
 
@@ -287,6 +449,21 @@ class OperationBase(Generic[T]):
         )
 
     # -- waiting (no I/O) ---------------------------------------------------------------------
+
+    def _new_wait(
+        self,
+        polling_interval: float | timedelta | DelayStrategy | None,
+        timeout: float | timedelta | None,
+        cancel: Any,
+        limiter: Any = None,
+    ) -> Wait:
+        """The settings of one wait; its deadline is counted from now on the pipeline clock."""
+        interval: Interval = polling_interval
+        if isinstance(polling_interval, (int, float, timedelta)):
+            interval = as_seconds(polling_interval)
+        limit = None if timeout is None else as_seconds(timeout)
+        deadline = None if limit is None else self._settings.clock() + limit
+        return Wait(interval, deadline, limit or 0.0, cancel, limiter)
 
     def _wait_step(self, interval: Interval, deadline: float | None, now: float) -> WaitStep:
         """How long to sleep before the next request, and whether the deadline comes first.
@@ -550,6 +727,7 @@ class OperationBase(Generic[T]):
         self._notify(decision, raw)
 
     def _notify(self, decision: Decision, raw: Any) -> None:
+        self._decision = decision
         if self._hooks is not None and len(self._hooks):
             change = (
                 StateChange(self, decision.previous, decision.state) if decision.changed else None
@@ -557,7 +735,45 @@ class OperationBase(Generic[T]):
             poll = PollEvent(
                 self, decision.state, decision.status, self._core.attempt, self._last_delay, raw
             )
-            self._hooks.notify(poll, change)
+            self._hooks.notify(poll, change, self._awaitables)
+
+    def _poll_update(self) -> PollUpdate:
+        """What ``poll_iter`` yields for the last processed response."""
+        decision = self._decision
+        assert decision is not None
+        status = decision.status
+        if status is None:
+            raw_status = percent = None
+        else:
+            raw_status, percent = status.raw_status, status.percent_complete
+        return PollUpdate(
+            decision.state,
+            raw_status,
+            percent,
+            self._last_delay,
+            self._core.attempt,
+            status,
+            self._response,
+        )
+
+    # -- shared waiting (no I/O) ---------------------------------------------------------
+
+    def _shared_failure(self, mark: int) -> BaseException | None:
+        """The error that ended a step taken after step ``mark`` by another waiter, if any:
+        a waiter that queued behind it raises it too, rather than repeating the requests
+        that a single waiter would not have made."""
+        failure = self._failure
+        if failure is not None and failure[0] > mark:
+            return failure[1]
+        return None
+
+    def _step_failed(self, error: BaseException) -> None:
+        """Count a step that raised, and remember its error for the waiters queued behind
+        it (drivers count a step that did not raise with ``_steps += 1``). A waiter's own
+        deadline or cancellation stays its own."""
+        self._steps += 1
+        if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
+            self._failure = (self._steps, error)
 
     # -- manual driving ------------------------------------------------------------------
 
@@ -576,7 +792,8 @@ class OperationBase(Generic[T]):
         """
         previous = self._core.fire(trigger)
         if self._hooks is not None and len(self._hooks):
-            self._hooks.notify(None, StateChange(self, previous, self._core.state))
+            change = StateChange(self, previous, self._core.state)
+            self._hooks.notify(None, change, self._awaitables)
         return self._core.state
 
     @property
@@ -590,7 +807,7 @@ class OperationBase(Generic[T]):
         self, kind: HookKind, callback: Callable[[Any], object], state: OperationState | None
     ) -> Subscription:
         if self._hooks is None:
-            self._hooks = Hooks()
+            self._hooks = Hooks(accepts_coroutines=self._awaits_hooks)
         return self._hooks.add(kind, callback, state)
 
     def on_change(self, callback: Callable[[StateChange[Self]], object]) -> Subscription:
@@ -613,6 +830,10 @@ class OperationBase(Generic[T]):
 
 class _Unset:
     __slots__ = ()
+
+
+#: Errors that end one waiter's wait only (its own deadline or stop handle).
+_PERSONAL = (WaitTimeoutError, WaitCancelledError)
 
 
 _UNSET: Any = _Unset()

@@ -5,12 +5,19 @@ sees is final and a raising hook cannot leave the operation half-changed. Every 
 hook is called even when an earlier one raises; the errors are then raised together as one
 :class:`~lrokit.HookError` from the call that caused the notification (``update_status``,
 ``wait_for_completion``, ``receive``, ``fire``). The operation stays valid and resumable.
+
+A hook of an ``AsyncOperation`` may be a coroutine function (or return any awaitable): its
+awaitable is collected during the dispatch and awaited by the async driver afterwards, in
+call order. A sync ``Operation`` cannot await: such a hook is refused when subscribed, and
+an awaitable returned anyway is closed and reported as a :class:`TypeError` in the
+``HookError``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -106,10 +113,12 @@ class _Entry:
 class Hooks:
     """The subscriptions of one operation (created on first subscription)."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "accepts_coroutines")
 
-    def __init__(self) -> None:
+    def __init__(self, *, accepts_coroutines: bool = False) -> None:
         self._entries: list[_Entry] = []
+        #: Whether coroutine hooks may subscribe (an async operation's hooks).
+        self.accepts_coroutines = accepts_coroutines
 
     def add(
         self,
@@ -120,6 +129,11 @@ class Hooks:
         """Subscribe ``callback``; ``state`` is required for ``ENTER`` hooks only."""
         if not callable(callback):
             raise TypeError("a hook must be callable")
+        if not self.accepts_coroutines and inspect.iscoroutinefunction(callback):
+            raise TypeError(
+                f"{callback!r} is a coroutine function, which a sync Operation cannot await;"
+                " use a plain function, or an AsyncOperation"
+            )
         if (kind is HookKind.ENTER) != (state is not None):
             raise ValueError("a state is given for enter hooks, and only for them")
         entry = _Entry(kind, callback, state)
@@ -132,8 +146,17 @@ class Hooks:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def notify(self, poll: PollEvent[Any] | None, change: StateChange[Any] | None) -> None:
+    def notify(
+        self,
+        poll: PollEvent[Any] | None,
+        change: StateChange[Any] | None,
+        awaitables: list[Awaitable[object]] | None = None,
+    ) -> None:
         """Call poll hooks with ``poll``, then change and enter hooks with ``change``.
+
+        A hook that returns an awaitable (a coroutine hook) has it appended to
+        ``awaitables``, for the async driver to await; with ``awaitables`` None (the sync
+        driver) the awaitable is closed and counted as the hook's error.
 
         Raises:
             HookError: after all hooks were called, when any of them raised.
@@ -158,8 +181,25 @@ class Hooks:
                 if event is None or entry not in self._entries:
                     continue
                 try:
-                    entry.callback(event)
+                    result = entry.callback(event)
                 except Exception as error:  # noqa: BLE001 - collected and re-raised below
                     errors.append(error)
+                    continue
+                if result is not None and inspect.isawaitable(result):
+                    if awaitables is not None:
+                        awaitables.append(result)
+                    else:
+                        errors.append(_unawaitable(entry.callback, result))
         if errors:
             raise HookError(errors) from errors[0]
+
+
+def _unawaitable(callback: Callable[[Any], object], result: Awaitable[object]) -> TypeError:
+    """Close an awaitable that a sync operation's hook returned, and say why it is an error."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()  # a coroutine never awaited would warn when collected
+    return TypeError(
+        f"hook {callback!r} returned an awaitable, which a sync Operation cannot await;"
+        " use a plain function, or an AsyncOperation"
+    )

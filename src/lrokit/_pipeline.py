@@ -15,7 +15,7 @@ from ._parse import ResponseView
 from ._token import DEFAULT_TOKEN_POLICY, TokenPolicy
 from ._urls import OriginPolicy
 
-__all__ = ["Clock", "Pipeline", "Sleeper", "SupportsPipeline", "default_sleep"]
+__all__ = ["BasePipeline", "Clock", "Pipeline", "Sleeper", "SupportsPipeline", "default_sleep"]
 
 #: A monotonic clock in seconds.
 Clock = Callable[[], float]
@@ -31,7 +31,51 @@ def default_sleep(seconds: float, cancel: threading.Event | None) -> bool:
     return False
 
 
-class Pipeline:
+class BasePipeline:
+    """The settings a sync :class:`Pipeline` and an ``AsyncPipeline`` share (no I/O).
+
+    Args:
+        endpoint: the service's base URL. Its origin (scheme, host, port) is the only one
+            requests are sent to, unless ``allowed_origins`` adds more.
+        allowed_origins: further URLs whose origins polling may go to.
+        headers: headers sent with every request of every operation.
+        request_timeout: the per-request HTTP timeout (seconds, or a ``(connect, read)``
+            pair); separate from any wait deadline.
+        polling: the default waiting rules.
+        tokens: how rehydration tokens are written and read (see :class:`TokenPolicy`).
+        clock: a monotonic clock (inject a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        allowed_origins: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+        request_timeout: float | tuple[float, float] | None = 30.0,
+        polling: PollingPolicy = DEFAULT_POLICY,
+        tokens: TokenPolicy = DEFAULT_TOKEN_POLICY,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must be an http(s) URL, not {endpoint!r}")
+        self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+        self.origin_policy = OriginPolicy(self.endpoint, allowed_origins)
+        self.tokens = tokens
+        self.headers = dict(headers or {})
+        self.request_timeout = request_timeout
+        self.polling = polling
+        self.clock = clock
+
+    def url(self, path: str) -> str:
+        """An absolute URL for ``path`` relative to the endpoint."""
+        return urljoin(self.endpoint, path.lstrip("/"))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"
+
+
+class Pipeline(BasePipeline):
     """How operations of one service talk to it.
 
     Args:
@@ -63,27 +107,23 @@ class Pipeline:
         clock: Clock = time.monotonic,
         sleep: Sleeper = default_sleep,
     ) -> None:
-        if not endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must be an http(s) URL, not {endpoint!r}")
-        self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
         # Before the session: a refused endpoint or allowlist must not leave one open.
-        self.origin_policy = OriginPolicy(self.endpoint, allowed_origins)
+        super().__init__(
+            endpoint,
+            allowed_origins=allowed_origins,
+            headers=headers,
+            request_timeout=request_timeout,
+            polling=polling,
+            tokens=tokens,
+            clock=clock,
+        )
         self.session = session if session is not None else requests.Session()
-        self.tokens = tokens
-        self.headers = dict(headers or {})
-        self.request_timeout = request_timeout
-        self.polling = polling
-        self.clock = clock
         self.sleep = sleep
 
     @property
     def pipeline(self) -> Pipeline:
         """The pipeline itself, so that a ``Pipeline`` is a :class:`SupportsPipeline`."""
         return self
-
-    def url(self, path: str) -> str:
-        """An absolute URL for ``path`` relative to the endpoint."""
-        return urljoin(self.endpoint, path.lstrip("/"))
 
     def send(
         self, method: str, url: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
@@ -108,9 +148,6 @@ class Pipeline:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Pipeline({self.endpoint!r})"
 
 
 @runtime_checkable

@@ -4,23 +4,36 @@ The driver owns the loop: it asks the core for the next request, sends it throug
 pipeline's ``requests.Session``, feeds the answer back (the shared logic in ``_base.py``
 dispatches hooks once the core has finished the transition) and sleeps in the caller's thread.
 It starts no threads.
+
+Threads waiting on the same operation share its requests: one lock (the "turn") is held
+around each request and the processing of its answer, never around a sleep. A waiter that
+wakes to find that another one made a request meanwhile plans its next sleep again instead
+of polling, so two waiters make the requests of one.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from typing_extensions import Self
 
-from ._base import OPERATION_ID_HEADER, OperationBase, WaitStep, bounded_step
+from ._base import (
+    NO_BODY,
+    NO_WAIT,
+    OperationBase,
+    PollUpdate,
+    Wait,
+    WaitStep,
+    bounded_step,
+    within,
+)
 from ._core import TRANSIENT_STATUS_CODES, Decision, OperationCore, ProtocolOptions
-from ._delay import DelayStrategy, Interval, as_seconds
+from ._delay import DelayStrategy
 from ._exceptions import LroError, PollTransportError
 from ._parse import ResponseView, parse_retry_after
 from ._pipeline import Pipeline, SupportsPipeline, view_of
@@ -30,10 +43,8 @@ __all__ = ["Operation"]
 
 T = TypeVar("T")
 
-#: ``json=`` not given to :meth:`Operation.rehydrate` (None is a valid body: no body).
-_NO_BODY: Any = object()
-#: What a token accepts as an Operation-Id: visible ASCII, at most 256 characters.
-_TOKEN_WORD = re.compile(r"[!-~]{1,256}")
+#: How often a thread queued behind another waiter's request checks its stop handle (s).
+_TURN_SLICE = 0.05
 
 #: Exceptions of ``requests`` that mean "no (complete) answer arrived": worth another try.
 _TRANSPORT_ERRORS = (
@@ -68,7 +79,8 @@ class Operation(OperationBase[T]):
         super().__init__(pipeline, core, response)
         self._pipeline = pipeline
         self._headers = dict(headers) if headers else None
-        self._start_request: _StartRequest | None = None
+        # Held around each request and the processing of its answer (see the module doc).
+        self._turn = threading.RLock()
 
     # -- construction --------------------------------------------------------------------
 
@@ -102,12 +114,15 @@ class Operation(OperationBase[T]):
             absolute = requests.Request(method, absolute, params=params).prepare().url or absolute
         core = cls._new_core(pipeline, method, absolute, options)
         operation = cls(pipeline, core, headers=operation_headers)
-        merged = {**(operation_headers or {}), **(headers or {})}
-        given = any(name.lower() == OPERATION_ID_HEADER.lower() for name in merged)
-        if idempotent and not given:
-            merged[OPERATION_ID_HEADER] = core.operation_id
-        operation._start_has_operation_id = idempotent or given
-        operation._start_request = _StartRequest(method, absolute, json, merged, request_kwargs)
+        operation._plan_start(
+            method,
+            absolute,
+            json=json,
+            headers=headers,
+            operation_headers=operation_headers,
+            idempotent=idempotent,
+            kwargs=request_kwargs,
+        )
         return operation
 
     @classmethod
@@ -172,9 +187,14 @@ class Operation(OperationBase[T]):
                 :meth:`start`; after a ``StartRejectedError`` the operation stays
                 ``NotStarted`` and the start may be sent again.
         """
-        return self._send_start(_NO_WAIT)
+        self._take_turn(NO_WAIT, None)
+        try:
+            return self._send_start(NO_WAIT)
+        finally:
+            self._steps += 1
+            self._turn.release()
 
-    def _send_start(self, wait: _Wait) -> requests.Response:
+    def _send_start(self, wait: Wait) -> requests.Response:
         request = self._start_request
         if request is None or self._core.next_action is not None:
             raise LroError("this operation has no start request left to send")
@@ -183,7 +203,7 @@ class Operation(OperationBase[T]):
             kwargs = request.kwargs
             if wait.deadline is not None and "timeout" not in kwargs:
                 remaining = wait.deadline - pipeline.clock()
-                kwargs = {**kwargs, "timeout": _within(pipeline.request_timeout, remaining)}
+                kwargs = {**kwargs, "timeout": within(pipeline.request_timeout, remaining)}
             try:
                 response = pipeline.send(
                     request.method,
@@ -209,11 +229,11 @@ class Operation(OperationBase[T]):
                 self._response = response
             self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
         self._response = response
-        self._receive_polled(view_of(response), wait.interval, waiting=wait is not _NO_WAIT)
+        self._receive_polled(view_of(response), wait.interval, waiting=wait is not NO_WAIT)
         self._start_request = None
         return response
 
-    def _sleep(self, step: WaitStep, wait: _Wait) -> None:
+    def _sleep(self, step: WaitStep, wait: Wait) -> None:
         """Sleep one step of a wait, honouring its cancellation handle and deadline."""
         cancel = wait.cancel
         if cancel is not None and cancel.is_set():
@@ -251,7 +271,7 @@ class Operation(OperationBase[T]):
         *,
         options: ProtocolOptions | None = None,
         operation_headers: Mapping[str, str] | None = None,
-        json: Any = _NO_BODY,
+        json: Any = NO_BODY,
         headers: Mapping[str, str] | None = None,
         **request_kwargs: Any,
     ) -> Self:
@@ -282,34 +302,10 @@ class Operation(OperationBase[T]):
         core = cls._restore_core(pipeline, parsed, options)
         operation = cls(pipeline, core, headers=operation_headers)
         if core.next_action is None:  # NotStarted: the start is to be sent again
-            if json is _NO_BODY and not request_kwargs:
-                raise ValueError(
-                    "this token was taken before the start response arrived: pass the start"
-                    " request's body again with json= (None for no body)"
-                )
-            merged = {**(operation_headers or {}), **(headers or {})}
-            operation_id = parsed.fields.start_operation_id
-            if operation_id is not None:
-                for name in [n for n in merged if n.lower() == OPERATION_ID_HEADER.lower()]:
-                    if merged.pop(name) != operation_id:
-                        raise ValueError("headers carry an Operation-Id other than the token's")
-                merged[OPERATION_ID_HEADER] = operation_id
-            operation._start_has_operation_id = operation_id is not None
-            body = None if json is _NO_BODY else json
-            operation._start_request = _StartRequest(
-                core.method, core.initial_url, body, merged, request_kwargs
+            operation._plan_restart(
+                parsed.fields.start_operation_id, json, headers, operation_headers, request_kwargs
             )
         return operation
-
-    def _start_operation_id(self) -> str | None:
-        """The ``Operation-Id`` of the start request not sent yet, if it is usable in a token."""
-        request = self._start_request
-        if request is None:
-            return None
-        for name, value in request.headers.items():
-            if name.lower() == OPERATION_ID_HEADER.lower():
-                return value if _TOKEN_WORD.fullmatch(value) else None
-        return None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -346,11 +342,16 @@ class Operation(OperationBase[T]):
             ProtocolError: the answer cannot be used; the state did not change.
             HookError: a hook raised; the state change stood.
         """
-        if self._start_request is not None:
-            return self._send_start(_NO_WAIT)
-        if self._core.next_request_url is None:
-            return None
-        outcome = self._poll_once(_NO_WAIT)
+        self._take_turn(NO_WAIT, None)
+        try:
+            if self._start_request is not None:
+                return self._send_start(NO_WAIT)
+            if self._core.next_request_url is None:
+                return None
+            outcome = self._poll_once(NO_WAIT)
+        finally:
+            self._steps += 1
+            self._turn.release()
         if isinstance(outcome, PollTransportError):
             raise outcome from outcome.__cause__
         return outcome
@@ -385,29 +386,106 @@ class Operation(OperationBase[T]):
             PollRejectedError, ProtocolError, HookError: see :meth:`update_status`.
 
         A Failed or Canceled outcome does not raise here; reading :attr:`value` does.
+
+        Several threads may wait on the same operation: they share its requests (one
+        request per due poll, whoever makes it), and all return once it completes. An
+        error that ends another thread's wait while this one waits (a rejected poll, a
+        hook's error) ends this one too; a deadline or ``cancel`` is each waiter's own.
         """
-        interval: Interval = polling_interval
-        if isinstance(polling_interval, (int, float, timedelta)):
-            interval = as_seconds(polling_interval)
-        limit = None if timeout is None else as_seconds(timeout)
-        pipeline = self._pipeline
-        deadline = None if limit is None else pipeline.clock() + limit
-        wait = _Wait(interval, deadline, limit or 0.0, cancel)
-        if self._start_request is not None:
-            self._send_start(wait)
-        while self._core.next_request_url is not None:
-            self._sleep(self._wait_step(interval, deadline, pipeline.clock()), wait)
-            self._poll_once(wait)
+        wait = self._new_wait(polling_interval, timeout, cancel)
+        while self._step(wait, False):
+            pass
         return self
 
-    def _poll_once(self, wait: _Wait) -> requests.Response | PollTransportError:
+    def poll_iter(
+        self,
+        polling_interval: float | timedelta | DelayStrategy | None = None,
+        *,
+        timeout: float | timedelta | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[PollUpdate]:
+        """Wait as :meth:`wait_for_completion` does, yielding each processed response.
+
+        Each :class:`~lrokit.PollUpdate` has the state, the raw status, the percent
+        complete where the service reports it and the next delay; the last one is the
+        completing response. Leaving the loop early (``break``) stops polling; the
+        operation stays resumable. A prepared operation's start is the first update.
+        Arguments and errors are those of :meth:`wait_for_completion`.
+        """
+        wait = self._new_wait(polling_interval, timeout, cancel)
+        while True:
+            update = self._step(wait, True)
+            if not isinstance(update, PollUpdate):
+                return
+            yield update
+
+    def _step(self, wait: Wait, report: bool) -> PollUpdate | bool:
+        """One step of a wait: send the start request, or sleep and poll once.
+
+        Returns False when no request is left, else the update (``report``) or True.
+        The sleep happens outside the turn; a waiter that finds that another one made a
+        request while it slept plans its sleep again instead of polling.
+        """
+        pipeline = self._pipeline
+        while True:
+            mark = self._steps
+            if self._start_request is None:
+                if self._core.next_request_url is None:
+                    return False
+                self._sleep(self._wait_step(wait.interval, wait.deadline, pipeline.clock()), wait)
+            self._take_turn(wait, mark)
+            try:
+                if self._steps != mark:
+                    continue  # another waiter's request came first: plan again
+                if self._start_request is not None:
+                    self._send_start(wait)
+                elif self._core.next_request_url is None:
+                    return False
+                else:
+                    self._poll_once(wait)
+                self._steps += 1
+                return self._poll_update() if report else True
+            except BaseException as error:
+                self._step_failed(error)
+                raise
+            finally:
+                self._turn.release()
+
+    def _take_turn(self, wait: Wait, mark: int | None) -> None:
+        """Hold the turn (see the module doc), honouring the wait's deadline and handle.
+
+        With a ``mark``, an error that ended another waiter's step taken since then is
+        raised here too (see :meth:`_shared_failure`).
+        """
+        turn = self._turn
+        if not turn.acquire(blocking=False):
+            pipeline = self._pipeline
+            cancel = wait.cancel
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise self._cancelled_error()
+                timeout = _TURN_SLICE if cancel is not None else -1.0
+                if wait.deadline is not None:
+                    remaining = wait.deadline - pipeline.clock()
+                    if remaining <= 0:
+                        raise self._timeout_error(wait.limit)
+                    timeout = remaining if timeout < 0 else min(timeout, remaining)
+                if turn.acquire(timeout=timeout):
+                    break
+        if mark is not None:
+            failure = self._shared_failure(mark)
+            if failure is not None:
+                turn.release()
+                raise failure
+
+    def _poll_once(self, wait: Wait) -> requests.Response | PollTransportError:
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline
         kwargs: dict[str, Any] = {}
         if wait.deadline is not None:
             # A deadline bounds the request in flight too, not just the sleeps.
-            kwargs["timeout"] = _within(pipeline.request_timeout, wait.deadline - pipeline.clock())
+            kwargs["timeout"] = within(pipeline.request_timeout, wait.deadline - pipeline.clock())
         try:
             response = pipeline.send("GET", url, headers=self._headers, **kwargs)
         except _TRANSPORT_ERRORS as error:
@@ -415,7 +493,7 @@ class Operation(OperationBase[T]):
                 raise self._timeout_error(wait.limit) from error
             return self._transport_failed(error)
         self._response = response
-        self._receive_polled(view_of(response), wait.interval, waiting=wait is not _NO_WAIT)
+        self._receive_polled(view_of(response), wait.interval, waiting=wait is not NO_WAIT)
         return response
 
     def cancel(self) -> requests.Response:
@@ -438,8 +516,12 @@ class Operation(OperationBase[T]):
         self._check_cancellable()
         method, url = self.cancel_target()
         response = self._pipeline.send(method, url, headers=self._headers)
-        self._response = response
-        self._cancel_answered(view_of(response))
+        self._take_turn(NO_WAIT, None)  # not during another thread's poll
+        try:
+            self._response = response
+            self._cancel_answered(view_of(response))
+        finally:
+            self._turn.release()
         return response
 
     # -- manual driving ------------------------------------------------------------------
@@ -459,36 +541,3 @@ class Operation(OperationBase[T]):
         decision = self._core.receive(view)
         self._after(decision, view.raw, None, view.status_code)
         return decision
-
-
-class _Wait(NamedTuple):
-    """The settings of one wait_for_completion call (or none, for single requests)."""
-
-    interval: Interval
-    deadline: float | None
-    limit: float
-    cancel: threading.Event | None
-
-
-_NO_WAIT = _Wait(None, None, 0.0, None)
-
-
-def _within(
-    configured: float | tuple[float, float] | None, remaining: float
-) -> float | tuple[float, float]:
-    """The pipeline's per-request timeout, shortened to the time left before a deadline."""
-    left = max(remaining, 0.001)  # requests refuses 0; the deadline check follows anyway
-    if configured is None:
-        return left
-    if isinstance(configured, tuple):
-        connect, read = configured
-        return (min(connect, left), min(read, left))
-    return min(configured, left)
-
-
-class _StartRequest(NamedTuple):
-    method: str
-    url: str
-    json: Any
-    headers: dict[str, str]
-    kwargs: dict[str, Any]
