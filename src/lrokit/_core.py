@@ -676,8 +676,8 @@ class OperationCore:
 
     def token(self, *, start_operation_id: str | None = None) -> RehydrationToken:
         """This operation's rehydration token, signed when the token policy has a signer."""
-        return RehydrationToken(
-            self.snapshot(start_operation_id=start_operation_id), signer=self.token_policy.signer
+        return RehydrationToken._written(
+            self.snapshot(start_operation_id=start_operation_id), self.token_policy.signer
         )
 
     def _token_or_none(self) -> str | None:

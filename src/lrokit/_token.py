@@ -205,10 +205,6 @@ def _refuse_version(decoded: bytes) -> None:
         ) from None
 
 
-def _is_word(value: str) -> bool:
-    return value.isascii() and value.isprintable() and " " not in value
-
-
 def check_values(fields: TokenV2) -> TokenV2:
     """Check the form of text fields that the Struct's types leave open; returns ``fields``.
 
@@ -224,7 +220,7 @@ def check_values(fields: TokenV2) -> TokenV2:
     if not (method.isascii() and method.isalpha() and method.isupper()):
         raise InvalidTokenError("token does not match the token format: the method is not")
     for value in (fields.operation_id, fields.start_operation_id, fields.kind):
-        if value is not None and not _is_word(value):
+        if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
             raise InvalidTokenError(
                 "token does not match the token format: an id or kind holds spaces or"
                 " control characters"
@@ -305,6 +301,15 @@ class RehydrationToken:
         # The signer whose check this token passed (a token it signed itself passes).
         self._verified_by = signer
 
+    @classmethod
+    def _written(cls, fields: TokenV2, signer: TokenSigner | None) -> RehydrationToken:
+        """A token of fields made by this process (no upgrade or checks needed)."""
+        token = cls.__new__(cls)
+        token.fields = fields
+        token._signer = token._verified_by = signer
+        token._payload = token._signature = None
+        return token
+
     @property
     def payload(self) -> bytes:
         """The unsigned transport form (base64url of the JSON, no padding)."""
@@ -383,7 +388,9 @@ class RehydrationToken:
     @classmethod
     def _read(cls, data: bytes, signer: TokenSigner | None) -> RehydrationToken:
         # The size has been checked; everything else happens here, cheapest check first.
-        payload, dot, signature = data.strip().partition(b".")
+        if data[:1].isspace() or data[-1:].isspace():
+            data = data.strip()
+        payload, dot, signature = data.partition(b".")
         if dot and not is_signature(signature):
             raise InvalidTokenError("token is not valid base64url, or its signature is malformed")
         if signer is not None:
