@@ -108,13 +108,17 @@ def test_fixture_restores_on_a_client_of_its_service(name: str) -> None:
         def kind(cls) -> str:
             return str(json.loads((FIXTURES / f"{name}.json").read_text())["kind"])
 
+    expected = json.loads((FIXTURES / f"{name}.json").read_text())
     with Pipeline(ENDPOINT, allowed_origins=["https://ops.example.org:8443"], tokens=tokens) as p:
-        operation = Fixture.rehydrate(p, text)
-    assert operation.state is OperationState.RUNNING
-    url = operation.core.next_request_url
+        operation = Fixture.rehydrate(p, text, json=None)
+    assert operation.state.value == expected["state"]
+    core = operation.core
+    url = core.initial_url if expected["pending"] == "start" else core.next_request_url
     assert url is not None
     assert url.startswith(("https://svc.example.com/", "https://ops.example.org:8443/"))
     assert "api-version=2024-01-01" in url
+    if expected["start_operation_id"] is not None:  # sent again with the start
+        assert operation._start_operation_id() == expected["start_operation_id"]
 
 
 def test_version_1_is_read_and_upgraded() -> None:
