@@ -108,3 +108,17 @@ def test_untrusted_origin_message_is_bounded() -> None:
     with pytest.raises(UntrustedOriginError) as info:
         OriginPolicy("https://svc.example.com").check(long_url)
     assert len(str(info.value)) < 400
+
+
+def test_untrusted_origin_message_shows_only_the_origin() -> None:
+    from lrokit import UntrustedOriginError
+    from lrokit._urls import OriginPolicy
+
+    url = "https://user:pw@evil.example/ops/1?sig=SECRET-SIGNATURE&api-version=1"
+    with pytest.raises(UntrustedOriginError) as caught:
+        OriginPolicy("https://svc.example.com/").check(url)
+    message = str(caught.value)
+    assert "'https://evil.example'" in message
+    for secret in ("SECRET-SIGNATURE", "pw", "/ops/1"):
+        assert secret not in message
+    assert caught.value.url == url  # the whole value stays available to code

@@ -106,8 +106,22 @@ class UntrustedOriginError(LroError):
     def __init__(self, url: str, allowed: tuple[str, ...]) -> None:
         self.url = url
         self.allowed = allowed
-        shown = url if len(url) <= 200 else url[:200] + "..."
-        super().__init__(f"refusing to send a request to {shown!r}: origin not in {list(allowed)}")
+        # Only the origin goes into the message: paths and queries may carry secrets (a SAS
+        # signature, say) and messages end up in logs. ``url`` keeps the whole value.
+        super().__init__(
+            f"refusing to send a request to {_origin_for_message(url)}: origin not in"
+            f" {list(allowed)}"
+        )
+
+
+def _origin_for_message(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "a URL that is not absolute"
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    authority = authority.rpartition("@")[2]  # never show user info
+    shown = f"{scheme}://{authority}"
+    return repr(shown if len(shown) <= 120 else shown[:120] + "...")
 
 
 class TokenOriginError(InvalidTokenError, UntrustedOriginError):
