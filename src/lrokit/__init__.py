@@ -6,6 +6,9 @@ the six usage patterns, hooks, manual driving and rehydration.
 
 from __future__ import annotations
 
+from ._async import AsyncOperation
+from ._async_pipeline import AsyncPipeline, AsyncSender, HttpxSender, SupportsAsyncPipeline
+from ._base import PollUpdate
 from ._core import Action, Decision, FinalStateVia, OperationCore, PollingProtocol, ProtocolOptions
 from ._delay import (
     DelaySequence,
@@ -39,6 +42,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._hooks import HookKind, PollEvent, StateChange, Subscription
+from ._many import WaitResult, as_completed, async_as_completed, async_wait_all, wait_all
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
 from ._pipeline import Pipeline, SupportsPipeline
 from ._signing import TokenSigner
@@ -53,6 +57,9 @@ __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Action",
+    "AsyncOperation",
+    "AsyncPipeline",
+    "AsyncSender",
     "CancelNotSupportedError",
     "CancelRejectedError",
     "Decision",
@@ -65,6 +72,7 @@ __all__ = [
     "HookError",
     "HookKind",
     "HttpResponseError",
+    "HttpxSender",
     "InvalidTokenError",
     "InvalidTransitionError",
     "LroError",
@@ -80,6 +88,7 @@ __all__ = [
     "PollEvent",
     "PollRejectedError",
     "PollTransportError",
+    "PollUpdate",
     "PollingDelay",
     "PollingPolicy",
     "PollingProtocol",
@@ -94,6 +103,7 @@ __all__ = [
     "StatusUpdate",
     "StatusVocabulary",
     "Subscription",
+    "SupportsAsyncPipeline",
     "SupportsPipeline",
     "TokenOriginError",
     "TokenPolicy",
@@ -101,6 +111,11 @@ __all__ = [
     "Trigger",
     "UntrustedOriginError",
     "WaitCancelledError",
+    "WaitResult",
     "WaitTimeoutError",
+    "as_completed",
+    "async_as_completed",
+    "async_wait_all",
+    "wait_all",
     "__version__",
 ]

@@ -18,7 +18,14 @@ import msgspec
 from typing_extensions import Self
 
 from ._core import Action, Decision, OperationCore, ProtocolOptions
-from ._delay import DelayStrategy, Interval, PollingDelay, PollingPolicy, as_seconds
+from ._delay import (
+    DelaySource,
+    DelayStrategy,
+    Interval,
+    PollingDelay,
+    PollingPolicy,
+    as_seconds,
+)
 from ._exceptions import (
     CancelNotSupportedError,
     CancelRejectedError,
@@ -224,8 +231,9 @@ class OperationBase(Generic[T]):
         self._start_request: StartRequest | None = None
         # The decision of the last processed response (what poll_iter yields from).
         self._decision: Decision | None = None
-        # Awaitables returned by coroutine hooks, for the async driver to await.
-        self._awaitables: list[Awaitable[object]] | None = [] if self._awaits_hooks else None
+        # Awaitables returned by coroutine hooks, for the async driver to await (a list once
+        # an async operation has hooks).
+        self._awaitables: list[Awaitable[object]] | None = None
         # Shared waiting: steps taken by any waiter, and the error that ended the last
         # failed one (step number, error), re-raised to waiters that queued behind it.
         self._steps = 0
@@ -487,6 +495,18 @@ class OperationBase(Generic[T]):
         return self._plan(interval, status.retry_after if status is not None else None)
 
     def _plan(self, interval: Interval, hint: float | None) -> PollingDelay:
+        last = self._last_delay
+        if (
+            hint is None
+            and type(interval) is float
+            and last is not None
+            and last.source is DelaySource.STRATEGY
+            and last.seconds == interval
+        ):
+            # A fixed interval without a server hint, within floor and cap last time too:
+            # the same delay again (this is most polls of a busy waiter).
+            self._planned_for = interval
+            return last
         delay = self._settings.polling.delay(interval, hint, attempt=self._core.attempt + 1)
         self._last_delay, self._planned_for = delay, interval
         return delay
@@ -808,6 +828,8 @@ class OperationBase(Generic[T]):
     ) -> Subscription:
         if self._hooks is None:
             self._hooks = Hooks(accepts_coroutines=self._awaits_hooks)
+            if self._awaits_hooks:
+                self._awaitables = []
         return self._hooks.add(kind, callback, state)
 
     def on_change(self, callback: Callable[[StateChange[Self]], object]) -> Subscription:

@@ -1,0 +1,304 @@
+"""The async transport context: :class:`AsyncPipeline`, the :class:`AsyncSender` protocol and
+the default sender over ``httpx.AsyncClient`` (the ``lrokit[async]`` extra).
+
+lrokit's async operations never talk to an HTTP library directly: they hand each request to
+the pipeline's sender, an object with two coroutine methods (``send`` and ``aclose``) and a
+tuple ``transport_errors``. :class:`HttpxSender` is the default; anything else (aiohttp, a
+test double, an in-memory service) plugs in by implementing :class:`AsyncSender`. This
+module imports ``httpx`` only when the default sender is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from ._delay import DEFAULT_POLICY, PollingPolicy
+from ._parse import ResponseView
+from ._pipeline import BasePipeline, Clock
+from ._token import DEFAULT_TOKEN_POLICY, TokenPolicy
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "AsyncPipeline",
+    "AsyncSender",
+    "AsyncSleeper",
+    "HttpxSender",
+    "SupportsAsyncPipeline",
+    "default_async_sleep",
+    "httpx_view",
+    "with_params",
+]
+
+#: Waits ``seconds`` unless ``cancel`` is set first; returns True when it was cancelled.
+AsyncSleeper = Callable[[float, "asyncio.Event | None"], Awaitable[bool]]
+_encode_json = msgspec.json.Encoder().encode
+#: ``timeout=`` not given to :meth:`AsyncPipeline.send`: the pipeline's ``request_timeout``.
+_PIPELINE_TIMEOUT: Any = object()
+
+
+async def default_async_sleep(seconds: float, cancel: asyncio.Event | None) -> bool:
+    """Sleep in the caller's task; with an event, wake as soon as it is set."""
+    if cancel is None:
+        await asyncio.sleep(seconds)
+        return False
+    if cancel.is_set():
+        return True
+    try:
+        await asyncio.wait_for(cancel.wait(), seconds)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        return False
+    return True
+
+
+@runtime_checkable
+class AsyncSender(Protocol):
+    """What an :class:`AsyncPipeline` sends requests through.
+
+    Implement it to use another HTTP library (aiohttp, ...) or no network at all. A sender:
+
+    - sends exactly the request it is given and does **not follow redirects** (a 3xx is
+      the answer: following one would send the pipeline's headers to a URL that never
+      passed the origin policy);
+    - reads the whole body and returns a :class:`~lrokit.ResponseView` whose ``headers``
+      answer ``get`` with lower-case names (any case-insensitive mapping does) and whose
+      ``raw`` is the library's own response (what ``get_raw_response()`` returns);
+    - raises one of :attr:`transport_errors` when no complete answer arrived (refused or
+      reset connection, timeout, truncated body): those are retried as transient faults;
+      anything else it raises ends the wait.
+
+    Example, over aiohttp (not a dependency of lrokit)::
+
+        class AiohttpSender:
+            transport_errors = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
+
+            def __init__(self, session: aiohttp.ClientSession) -> None:
+                self.session = session
+
+            async def send(self, method, url, *, headers, body, timeout, **options):
+                seconds = timeout[1] if isinstance(timeout, tuple) else timeout
+                async with self.session.request(
+                    method, url, headers=headers, data=body, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=seconds), **options,
+                ) as response:
+                    content = await response.read()
+                return ResponseView(response.status, response.headers, content,
+                                    str(response.url), response)
+
+            async def aclose(self) -> None:
+                await self.session.close()
+    """
+
+    #: Exception types meaning "no (complete) answer arrived"; retried as transient faults.
+    transport_errors: tuple[type[BaseException], ...]
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | tuple[float, float] | None,
+        **options: Any,
+    ) -> ResponseView:
+        """Send one request and return its whole answer.
+
+        ``timeout`` bounds each phase of the request (seconds, or ``(connect, read)``);
+        ``options`` are the ``request_kwargs`` given to ``AsyncOperation.start``.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the sender's connections."""
+        ...
+
+
+class HttpxSender:
+    """The default :class:`AsyncSender`, over an ``httpx.AsyncClient``.
+
+    Args:
+        client: the client to send through (its auth, cookies, limits and transport
+            apply; it is not closed by :meth:`aclose`); a new one when omitted, closed by
+            :meth:`aclose`.
+        client_kwargs: passed to ``httpx.AsyncClient`` when lrokit creates it.
+
+    Raises:
+        ImportError: httpx is not installed (``pip install 'lrokit[async]'``).
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None = None, **client_kwargs: Any) -> None:
+        try:
+            import httpx  # noqa: PLC0415 - the async extra is optional
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the default async sender needs httpx: pip install 'lrokit[async]', or pass"
+                " an AsyncSender of your own to AsyncPipeline"
+            ) from error
+        if client is not None and client_kwargs:
+            raise ValueError("give either a client or client_kwargs, not both")
+        self.client = client if client is not None else httpx.AsyncClient(**client_kwargs)
+        self._owns_client = client is None
+        self._timeout = httpx.Timeout
+        #: httpx's "no complete answer" errors (its ProtocolError only when the server broke
+        #: the protocol: a local misuse is a bug, not a transient fault).
+        self.transport_errors: tuple[type[BaseException], ...] = (
+            httpx.TimeoutException,
+            httpx.NetworkError,
+            httpx.RemoteProtocolError,
+            httpx.ProxyError,
+            httpx.DecodingError,
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | tuple[float, float] | None,
+        **options: Any,
+    ) -> ResponseView:
+        """Send through the client without following redirects; see :class:`AsyncSender`."""
+        if isinstance(timeout, tuple):
+            connect, read = timeout
+            limits: Any = self._timeout(read, connect=connect)
+        else:
+            limits = timeout
+        options.setdefault("follow_redirects", False)
+        response = await self.client.request(
+            method, url, headers=headers, content=body, timeout=limits, **options
+        )
+        return httpx_view(response)
+
+    async def aclose(self) -> None:
+        """Close the client, if lrokit created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    def __repr__(self) -> str:
+        return f"HttpxSender({self.client!r})"
+
+
+def httpx_view(response: Any) -> ResponseView:
+    """The core's view of an ``httpx.Response`` whose body has been read (no copies)."""
+    return ResponseView(
+        response.status_code, response.headers, response.content, str(response.url), response
+    )
+
+
+def with_params(url: str, params: Mapping[str, str] | None) -> str:
+    """``url`` with ``params`` appended to its query, encoded as ``requests`` does."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    extra = urlencode(list(params.items()), doseq=True)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+class AsyncPipeline(BasePipeline):
+    """How async operations of one service talk to it: :class:`~lrokit.Pipeline`'s twin.
+
+    Args:
+        endpoint: the service's base URL. Its origin (scheme, host, port) is the only one
+            requests are sent to, unless ``allowed_origins`` adds more.
+        sender: an :class:`AsyncSender`, or an ``httpx.AsyncClient`` to send through; a new
+            :class:`HttpxSender` when omitted (needs the ``lrokit[async]`` extra).
+        allowed_origins: further URLs whose origins polling may go to.
+        headers: headers sent with every request of every operation.
+        request_timeout: the per-request timeout given to the sender (seconds, or a
+            ``(connect, read)`` pair); separate from any wait deadline.
+        polling: the default waiting rules.
+        tokens: how rehydration tokens are written and read (see :class:`TokenPolicy`).
+        clock: a monotonic clock (inject a fake one in tests).
+        sleep: how to wait (inject a fake one in tests); see :data:`AsyncSleeper`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        sender: AsyncSender | httpx.AsyncClient | None = None,
+        *,
+        allowed_origins: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+        request_timeout: float | tuple[float, float] | None = 30.0,
+        polling: PollingPolicy = DEFAULT_POLICY,
+        tokens: TokenPolicy = DEFAULT_TOKEN_POLICY,
+        clock: Clock = time.monotonic,
+        sleep: AsyncSleeper = default_async_sleep,
+    ) -> None:
+        super().__init__(
+            endpoint,
+            allowed_origins=allowed_origins,
+            headers=headers,
+            request_timeout=request_timeout,
+            polling=polling,
+            tokens=tokens,
+            clock=clock,
+        )
+        if sender is None:
+            sender = HttpxSender()
+        elif not isinstance(sender, AsyncSender):
+            sender = HttpxSender(sender)
+        self.sender: AsyncSender = sender
+        self.sleep = sleep
+
+    @property
+    def pipeline(self) -> AsyncPipeline:
+        """The pipeline itself, so that it is a :class:`SupportsAsyncPipeline`."""
+        return self
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        timeout: Any = _PIPELINE_TIMEOUT,
+        **options: Any,
+    ) -> ResponseView:
+        """Send one request through the sender with the pipeline's headers and timeout.
+
+        ``json`` (any value msgspec encodes, None for no body) is sent as
+        ``application/json``. Redirects are not followed.
+        """
+        merged = {**self.headers, **headers} if headers else self.headers
+        body = None
+        if json is not None:
+            body = _encode_json(json)
+            if not any(name.lower() == "content-type" for name in merged):
+                merged = {**merged, "Content-Type": "application/json"}
+        limit = self.request_timeout if timeout is _PIPELINE_TIMEOUT else timeout
+        return await self.sender.send(
+            method, url, headers=merged, body=body, timeout=limit, **options
+        )
+
+    async def aclose(self) -> None:
+        """Close the sender (an ``httpx.AsyncClient`` lrokit created)."""
+        await self.sender.aclose()
+
+    async def __aenter__(self) -> AsyncPipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@runtime_checkable
+class SupportsAsyncPipeline(Protocol):
+    """Anything with an :class:`AsyncPipeline`: the pipeline itself, or an SDK client."""
+
+    @property
+    def pipeline(self) -> AsyncPipeline:
+        """The pipeline to send requests through."""
+        ...

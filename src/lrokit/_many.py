@@ -1,0 +1,345 @@
+"""Waiting on many operations at once, without a thread per operation.
+
+Sync: :func:`wait_all` and :func:`as_completed` poll every operation from the calling thread,
+by next-due time: a heap of (due time, operation), one request at a time, sleeping only until
+the earliest due poll. Async: :func:`async_wait_all` and :func:`async_as_completed` run one
+task per operation (each respecting its own delays) and bound the requests in flight with a
+semaphore (``max_in_flight``).
+
+In both, an operation's own errors are raised as a single wait would raise them (the other
+operations are left as they are, resumable), and the deadline and stop handle are shared.
+A timeout or stop ends :func:`wait_all` with the operations still pending in its result;
+:func:`as_completed` raises ``TimeoutError`` at the deadline and ends at a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import timedelta
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from ._async import AsyncOperation
+from ._base import Wait, bounded_step
+from ._delay import DelayStrategy, as_seconds
+from ._exceptions import WaitCancelledError, WaitTimeoutError
+from ._sync import Operation
+
+__all__ = ["WaitResult", "as_completed", "async_as_completed", "async_wait_all", "wait_all"]
+
+OpT = TypeVar("OpT", bound="Operation[Any]")
+AsyncOpT = TypeVar("AsyncOpT", bound="AsyncOperation[Any]")
+ResultT = TypeVar("ResultT")
+
+#: The default bound on requests in flight of the async helpers (httpx's default pool size).
+DEFAULT_MAX_IN_FLIGHT = 100
+
+
+class WaitResult(NamedTuple, Generic[ResultT]):
+    """What :func:`wait_all` and :func:`async_wait_all` return.
+
+    Attributes:
+        done: the operations that completed (Succeeded, Failed or Canceled: read each
+            ``value``), in the order given.
+        pending: those that had not when the deadline came or the wait was stopped, in the
+            order given; each is resumable (wait on it again, or keep its token).
+    """
+
+    done: list[ResultT]
+    pending: list[ResultT]
+
+
+def _unique(operations: Iterable[ResultT]) -> list[ResultT]:
+    """The operations in order, each once (waiting twice on one object is one wait)."""
+    seen: set[int] = set()
+    result: list[ResultT] = []
+    for operation in operations:
+        if id(operation) not in seen:
+            seen.add(id(operation))
+            result.append(operation)
+    return result
+
+
+# -- sync: one thread, next-due order ----------------------------------------------------------
+
+
+def as_completed(
+    operations: Iterable[OpT],
+    *,
+    timeout: float | timedelta | None = None,
+    polling_interval: float | timedelta | DelayStrategy | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[OpT]:
+    """Poll many operations from this thread and yield each one as it completes.
+
+    Operations are polled by next-due time (each after its own delay: the interval, the
+    server's Retry-After, its back-off after faults), one request at a time, sleeping
+    only until the earliest due request. Prepared operations are started first, one after
+    the other. The clock and sleep are those of the first operation's pipeline.
+
+    Args:
+        operations: the operations (already completed ones are yielded at once).
+        timeout: a deadline for all of them; ``TimeoutError`` is raised when it comes.
+        polling_interval: as for ``wait_for_completion``, for every operation.
+        cancel: an event that, once set, ends the iteration promptly.
+
+    Raises:
+        TimeoutError: the deadline came with operations pending (they are resumable).
+        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
+            operation's request failed as it would in ``wait_for_completion``; the other
+            operations are left as they are.
+    """
+    ops = _unique(operations)
+    if not ops:
+        return
+    pipeline = ops[0].pipeline
+    clock, sleep = pipeline.clock, pipeline.sleep
+    wait = ops[0]._new_wait(polling_interval, timeout, cancel)
+    queue: list[tuple[float, int, OpT]] = []
+    now = clock()
+    for number, operation in enumerate(ops):
+        if operation._start_request is not None:
+            queue.append((now, number, operation))
+        elif operation.core.next_request_url is None:
+            yield operation
+        else:
+            seconds = operation._wait_step(wait.interval, None, now).seconds
+            queue.append((now + seconds, number, operation))
+    heapq.heapify(queue)
+    while queue:
+        due, number, operation = queue[0]
+        now = clock()
+        if due > now or (wait.deadline is not None and now >= wait.deadline):
+            step = bounded_step(due - now, wait.deadline, now)
+            if cancel is not None and cancel.is_set():
+                return
+            if step.seconds > 0 and sleep(step.seconds, cancel):
+                return
+            if step.timeout:
+                raise TimeoutError(
+                    f"{len(queue)} of {len(ops)} operations did not complete within"
+                    f" {wait.limit} s; they are resumable"
+                )
+            continue
+        heapq.heappop(queue)
+        try:
+            _request(operation, wait)
+        except (WaitTimeoutError, WaitCancelledError):
+            continue  # checked above for the whole wait at the next turn of the loop
+        if operation.core.next_request_url is None and operation._start_request is None:
+            yield operation
+        else:
+            now = clock()
+            seconds = operation._wait_step(wait.interval, None, now).seconds
+            heapq.heappush(queue, (now + seconds, number, operation))
+
+
+def _request(operation: Operation[Any], wait: Wait) -> None:
+    """Make the one request that is due for ``operation``, in its turn."""
+    operation._take_turn(wait, operation._steps)
+    try:
+        if operation._start_request is not None:
+            operation._send_start(wait)
+        elif operation.core.next_request_url is not None:
+            operation._poll_once(wait)
+        operation._steps += 1
+    except BaseException as error:
+        operation._step_failed(error)
+        raise
+    finally:
+        operation._turn.release()
+
+
+def wait_all(
+    operations: Iterable[OpT],
+    *,
+    timeout: float | timedelta | None = None,
+    polling_interval: float | timedelta | DelayStrategy | None = None,
+    cancel: threading.Event | None = None,
+) -> WaitResult[OpT]:
+    """Poll many operations from this thread until all have completed (see
+    :func:`as_completed` for how); returns which completed and which are still pending.
+
+    A deadline (``timeout``) or a set ``cancel`` event ends the wait without raising: the
+    operations not completed by then are in ``pending``.
+
+    Raises:
+        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
+            operation's request failed as it would in ``wait_for_completion``; the other
+            operations are left as they are.
+    """
+    ops = _unique(operations)
+    try:
+        for _ in as_completed(
+            ops, timeout=timeout, polling_interval=polling_interval, cancel=cancel
+        ):
+            pass
+    except TimeoutError:
+        pass  # the shared deadline: the operations left are pending
+    return _split(ops)
+
+
+def _split(ops: Sequence[ResultT]) -> WaitResult[ResultT]:
+    done = [op for op in ops if _finished(op)]
+    pending = [op for op in ops if not _finished(op)]
+    return WaitResult(done, pending)
+
+
+def _finished(operation: Any) -> bool:
+    return operation._start_request is None and operation.core.next_request_url is None
+
+
+# -- async: a task per operation, bounded requests in flight -----------------------------------
+
+
+class _Waits(Generic[AsyncOpT]):
+    """One task per operation, each running its wait; finished ones are reported in batches
+    through a done callback (``asyncio.wait`` over thousands of tasks would re-register on
+    every pending one at each call)."""
+
+    def __init__(
+        self,
+        ops: Sequence[AsyncOpT],
+        polling_interval: float | timedelta | DelayStrategy | None,
+        timeout: float | timedelta | None,
+        cancel: asyncio.Event | None,
+        max_in_flight: int,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        limiter = asyncio.Semaphore(max_in_flight)
+        self.finished: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self.ready = asyncio.Event()
+        self.running: dict[asyncio.Future[None], int] = {}
+        for number, op in enumerate(ops):
+            if _finished(op):
+                self.finished.append((number, _done_future()))
+                continue
+            task = asyncio.ensure_future(
+                op._wait(op._new_wait(polling_interval, timeout, cancel, limiter))
+            )
+            self.running[task] = number
+            task.add_done_callback(self._on_done)
+        if self.finished:
+            self.ready.set()
+
+    def _on_done(self, task: asyncio.Future[None]) -> None:
+        number = self.running.pop(task, None)
+        if number is not None:
+            self.finished.append((number, task))
+            self.ready.set()
+
+    async def batch(self) -> list[tuple[int, asyncio.Future[None]]]:
+        """The waits that ended since the last batch (at least one), in the order given."""
+        while not self.finished:
+            self.ready.clear()
+            await self.ready.wait()
+        ended = sorted(self.finished, key=lambda item: item[0])
+        self.finished.clear()
+        return ended
+
+    @property
+    def left(self) -> int:
+        """Waits not reported yet."""
+        return len(self.running) + len(self.finished)
+
+    async def close(self) -> None:
+        """Cancel the waits still running and let them unwind (each leaves its operation
+        as it was before its request in flight)."""
+        tasks = list(self.running)
+        self.running.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _done_future() -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+async def async_as_completed(
+    operations: Iterable[AsyncOpT],
+    *,
+    timeout: float | timedelta | None = None,
+    polling_interval: float | timedelta | DelayStrategy | None = None,
+    cancel: asyncio.Event | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> AsyncIterator[AsyncOpT]:
+    """Wait on many async operations and yield each one as it completes.
+
+    One task per operation waits as ``wait_for_completion`` does (its own delays), and at
+    most ``max_in_flight`` requests are in flight at once. Closing the generator early
+    (``break`` inside ``contextlib.aclosing``) or cancelling the consuming task cancels the
+    remaining waits; their operations stay resumable. A set ``cancel`` event ends the
+    iteration.
+
+    Raises:
+        TimeoutError: the deadline came with operations pending (they are resumable).
+        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
+            operation's wait failed; the other waits are cancelled, their operations
+            left as they are.
+    """
+    ops = _unique(operations)
+    if not ops:
+        return
+    waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
+    stopped = False
+    try:
+        while waits.left:
+            for number, task in await waits.batch():
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, WaitCancelledError) or task.cancelled():
+                    stopped = True  # the shared stop event: end once the batch is out
+                elif isinstance(error, WaitTimeoutError):
+                    raise TimeoutError(
+                        f"{waits.left + 1} of {len(ops)} operations did not complete within"
+                        f" {as_seconds(timeout or 0)} s; they are resumable"
+                    ) from None
+                elif error is not None:
+                    raise error
+                else:
+                    yield ops[number]
+            if stopped:
+                return
+    finally:
+        await waits.close()
+
+
+async def async_wait_all(
+    operations: Iterable[AsyncOpT],
+    *,
+    timeout: float | timedelta | None = None,
+    polling_interval: float | timedelta | DelayStrategy | None = None,
+    cancel: asyncio.Event | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> WaitResult[AsyncOpT]:
+    """Wait until all async operations have completed (see :func:`async_as_completed`
+    for how); returns which completed and which are still pending.
+
+    A deadline or a set ``cancel`` event ends the wait without raising: the operations not
+    completed by then are in ``pending``. Cancelling the awaiting task cancels every wait.
+
+    Raises:
+        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
+            operation's wait failed; the other waits are cancelled, their operations left
+            as they are.
+    """
+    ops = _unique(operations)
+    waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
+    try:
+        while waits.left:
+            for _, task in await waits.batch():
+                error = None if task.cancelled() else task.exception()
+                if error is not None and not isinstance(
+                    error, (WaitTimeoutError, WaitCancelledError)
+                ):
+                    raise error
+    finally:
+        await waits.close()
+    return _split(ops)
