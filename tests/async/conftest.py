@@ -1,0 +1,57 @@
+"""Fixtures of the async suite: mocked HTTP for httpx, a fake async clock, an AsyncPipeline.
+
+``MockHttp`` plays the role ``responses`` plays for the sync tests: answers queued per
+(method, URL) and given in order (the last one repeats), every request recorded, and an
+unexpected request fails the test. It is an ``httpx.MockTransport`` handler, so requests go
+through the real ``httpx.AsyncClient`` and lrokit's default sender. No test sleeps for real:
+``AsyncFakeClock`` records the delays and advances its own time (yielding to the event loop
+once, so that other tasks run as they would during a real sleep).
+
+The tests run on asyncio through anyio's pytest plugin (``pytest.mark.anyio``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from async_helpers import AsyncFakeClock, MockHttp
+
+from lrokit import AsyncPipeline, PollingPolicy
+
+ENDPOINT = "https://svc.example.com/"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests run on asyncio (lrokit's async driver is asyncio-only)."""
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> AsyncFakeClock:
+    """A fresh fake clock per test."""
+    return AsyncFakeClock()
+
+
+@pytest.fixture
+def policy() -> PollingPolicy:
+    """The sync suite's policy: interval 1 s, floor 0, cap 60 s, 2 retries, back-off 0.5 s."""
+    return PollingPolicy(interval=1.0, floor=0.0, cap=60.0, max_retries=2, retry_backoff=0.5)
+
+
+@pytest.fixture
+def http() -> MockHttp:
+    """Mocked HTTP for httpx."""
+    return MockHttp()
+
+
+@pytest.fixture
+async def pipeline(
+    anyio_backend: str, http: MockHttp, clock: AsyncFakeClock, policy: PollingPolicy
+) -> AsyncIterator[AsyncPipeline]:
+    """An async pipeline over the mock, on the fake clock; closed afterwards."""
+    async with AsyncPipeline(
+        ENDPOINT, http.client(), polling=policy, clock=clock, sleep=clock.sleep
+    ) as p:
+        yield p
