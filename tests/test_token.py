@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -350,6 +351,7 @@ def test_size_is_checked_before_decoding(monkeypatch: pytest.MonkeyPatch) -> Non
         raise AssertionError("an oversized token must not be decoded")
 
     monkeypatch.setattr(token_module.binascii, "a2b_base64", no_decoding)
+    monkeypatch.setattr(token_module, "_base64_decoder", SimpleNamespace(decode=no_decoding))
     monkeypatch.setattr(signing_module.hmac, "new", no_decoding)
     oversized = "A" * (MAX_TOKEN_BYTES + 1)
     with pytest.raises(InvalidTokenError, match="exceeds") as info:

@@ -163,8 +163,18 @@ class _Envelope(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 #: The base64url alphabet; the stdlib decoder would silently skip other characters.
 _BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+#: base64url to the standard alphabet in one pass, every other byte (``+``, ``/``, ``=``,
+#: quotes, backslashes, whitespace, non-ASCII) to ``!``, which the decoder refuses: the
+#: alphabet check and the translation in one ``bytes.translate``.
+_TO_STANDARD_OR_BAD = bytes(b if b in _BASE64URL else ord("!") for b in range(256)).translate(
+    bytes.maketrans(b"-_", b"+/")
+)
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+#: msgspec decodes base64 (standard alphabet, padded, strictly) inside a JSON string about
+#: twice as fast as ``binascii.a2b_base64``; the token's text becomes that string.
+_base64_decoder = msgspec.json.Decoder(bytes)
+#: The closing quote with the padding a payload of each length modulo 4 needs.
+_PADDED_END = (b'"', b'==="', b'=="', b'="')
 #: Origins whose form was found good already: most tokens name one of a few services.
 _GOOD_ORIGINS: set[str] = set()
 _ORIGIN_FORM = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
@@ -217,14 +227,17 @@ def check_values(fields: TokenV2) -> TokenV2:
             is not ``http(s)://host[:port]``.
     """
     method = fields.method
-    if not (method.isascii() and method.isalpha() and method.isupper()):
-        raise InvalidTokenError("token does not match the token format: the method is not")
-    for value in (fields.operation_id, fields.start_operation_id, fields.kind):
-        if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
-            raise InvalidTokenError(
-                "token does not match the token format: an id or kind holds spaces or"
-                " control characters"
-            )
+    if not (method.isupper() and method.isalpha() and method.isascii()):
+        raise InvalidTokenError(
+            "token does not match the token format: the method is not upper-case ASCII letters"
+        )
+    # The three checked as one string: it holds a bad character if and only if one of them does.
+    words = f"{fields.operation_id or ''}{fields.start_operation_id or ''}{fields.kind or ''}"
+    if not (words.isascii() and words.isprintable()) or " " in words:
+        raise InvalidTokenError(
+            "token does not match the token format: an id or kind holds spaces or"
+            " control characters"
+        )
     origin = fields.origin
     if origin is not None and origin not in _GOOD_ORIGINS:
         if _ORIGIN_FORM.fullmatch(origin) is None:
@@ -388,23 +401,19 @@ class RehydrationToken:
     @classmethod
     def _read(cls, data: bytes, signer: TokenSigner | None) -> RehydrationToken:
         # The size has been checked; everything else happens here, cheapest check first.
-        if data[:1].isspace() or data[-1:].isspace():
-            data = data.strip()
+        data = data.strip()  # the same object when there is nothing to strip
         payload, dot, signature = data.partition(b".")
         if dot and not is_signature(signature):
             raise InvalidTokenError("token is not valid base64url, or its signature is malformed")
         if signer is not None:
             signer.verify(payload, signature if dot else None)
-        rest = payload.translate(None, _BASE64URL)
-        if rest and (rest not in (b"=", b"==") or not payload.endswith(rest)):
-            raise InvalidTokenError("token is not valid base64url")
-        if rest:
-            payload = payload[: len(payload) - len(rest)]
+        if payload[-1:] == b"=":  # padding is optional, and only allowed at the end
+            payload = payload[:-2] if payload[-2:] == b"==" else payload[:-1]
         try:
-            decoded = binascii.a2b_base64(
-                payload.translate(_TO_STANDARD) + b"=" * (-len(payload) % 4)
+            decoded = _base64_decoder.decode(
+                b'"' + payload.translate(_TO_STANDARD_OR_BAD) + _PADDED_END[len(payload) % 4]
             )
-        except (binascii.Error, ValueError):
+        except (msgspec.ValidationError, msgspec.DecodeError):
             raise InvalidTokenError("token is not valid base64url") from None
         try:
             fields = _decoder.decode(decoded)
