@@ -24,9 +24,11 @@ non-JSON body; see :class:`FaultPlan`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import random
+import socket
 import threading
 import time
 import uuid
@@ -217,8 +219,33 @@ class _Server(ThreadingHTTPServer):
     # The default backlog of 5 drops connections from a burst of concurrent clients, which
     # then stall for a SYN retransmit (about a second).
     request_queue_size = 128
-    # Handler threads end with their (HTTP/1.0) connection; wait for them on close.
+    # Handler threads end with their connection; wait for them on close.
     block_on_close = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Open (keep-alive) connections, shut down on stop so that no handler thread waits
+        # for a next request that will never come.
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection (their handler threads then finish)."""
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class DemoService:
@@ -306,6 +333,7 @@ class DemoService:
         if server is None:
             return
         server.shutdown()
+        server.close_connections()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -552,8 +580,14 @@ class DemoService:
 
 def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.0: one request per connection, so no handler thread outlives stop().
-        protocol_version = "HTTP/1.0"
+        # HTTP/1.1 keep-alive: thousands of concurrent operations need not open a connection
+        # per request (and run out of ports). stop() shuts open connections down, and an idle
+        # one closes after ``timeout`` seconds, so no handler thread outlives the service.
+        protocol_version = "HTTP/1.1"
+        timeout = 10
+        # Headers and body are written separately: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK hold each answer back ~40 ms on a kept-alive socket.
+        disable_nagle_algorithm = True
         server_version = "lrokit-demo/1"
         sys_version = ""
 
