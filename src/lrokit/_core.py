@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -37,10 +37,11 @@ from ._parse import (
     parse_retry_after,
     parse_service_error,
 )
-from ._state import INITIAL_STATE, OperationState, Trigger, next_state
+from ._state import INITIAL_STATE, TERMINAL_STATES, OperationState, Trigger, next_state
 from ._token import DEFAULT_TOKEN_POLICY, Pending, RehydrationToken, TokenPolicy, TokenV2
 from ._token import Protocol as TokenProtocol
 from ._token import State as TokenState
+from ._token import Via as TokenVia
 from ._urls import OriginPolicy, api_version_of, resolve, with_api_version
 
 __all__ = [
@@ -170,6 +171,8 @@ class OperationCore:
 
     __slots__ = (
         "_operation_id",
+        "_url_api_version",
+        "_versioned_url",
         "api_version",
         "attempt",
         "created_at",
@@ -217,7 +220,9 @@ class OperationCore:
         self.polling_url: str | None = None
         self.location_url: str | None = None
         self.final_url: str | None = None
-        self.api_version = api_version_of(url)
+        # Kept with the URL it was read from: a token omits an api-version equal to it.
+        self.api_version = self._url_api_version = api_version_of(url)
+        self._versioned_url: str | None = url
         self.attempt = 0
         self.status: StatusUpdate | None = None
         self.error: ServiceError | None = None
@@ -632,31 +637,39 @@ class OperationCore:
         yet (the driver knows it); it is kept only while the operation waits for its start
         response, to make restoring such a token safe.
         """
-        tokens = self.token_policy
+        redact = self.token_policy.redact
         origins = self.origin_policy
         redacted = False
         origin: str | None = None
-        urls: list[str | None] = []
-        for url in (self.initial_url, self.polling_url, self.location_url, self.final_url):
-            reference = url
-            if reference is not None:
-                reference, removed = tokens.redact(reference)
-                if removed:
-                    redacted = True
-                if origins is not None:
-                    short = origins.shorten(reference)
-                    if short is not None:
-                        reference, origin = short, origins.origin_url
-            urls.append(reference)
-        action = self.next_action
+        urls: list[str | None] = [self.initial_url, self.polling_url, None, None]
+        location_url = self.location_url
+        final_url = self.final_url
+        if location_url is not None or final_url is not None:
+            urls[2:] = location_url, final_url
+        for index, url in enumerate(urls):
+            if url is None:
+                continue
+            written, removed = redact(url)
+            if removed:
+                redacted = True
+            if origins is not None:
+                short = origins.shorten(written)
+                if short is not None:
+                    written, origin = short, origins.origin_url
+            urls[index] = written
+        initial_url = self.initial_url
+        if initial_url is not self._versioned_url:  # assigned since: read it again
+            self._url_api_version = api_version_of(initial_url)
+            self._versioned_url = initial_url
         api_version = self.api_version
+        action = self.next_action
         via = self.options.final_state_via
         # Positional, in the Struct's field order (keywords cost five times as much).
         return TokenV2(
             _STATE_NAMES[self.state],
             _PROTOCOL_NAMES[self.protocol],
             self.method,
-            cast(str, urls[0]),
+            urls[0],  # type: ignore[arg-type]  # the initial URL is never None
             _PENDING[action],
             # Milliseconds; int(x + 0.5) is round() for the positive times here, and cheaper.
             int(self.created_at * 1000 + 0.5) / 1000,
@@ -665,10 +678,10 @@ class OperationCore:
             urls[2],
             urls[3],
             # Written only when the initial URL's query does not already say it.
-            None if api_version == api_version_of(self.initial_url) else api_version,
-            None if via is None else via.value,
+            None if api_version == self._url_api_version else api_version,
+            None if via is None else _VIA_NAMES[via],
             self.attempt,
-            self.operation_id,
+            self._operation_id or self.operation_id,
             None if action is not None else start_operation_id,
             self.kind,
             redacted,
@@ -721,27 +734,31 @@ class OperationCore:
                 " parameters such as a SAS 'sig' were removed), so it cannot poll; see"
                 " TokenPolicy(secret_query_parameters=...) to keep them"
             )
-        if kind is not None and fields.kind is not None and fields.kind != kind:
-            shown = fields.kind if len(fields.kind) <= 80 else fields.kind[:80] + "..."
+        token_kind = fields.kind
+        if kind is not None and token_kind is not None and token_kind != kind:
+            shown = token_kind if len(token_kind) <= 80 else token_kind[:80] + "..."
             raise InvalidTokenError(f"token belongs to {shown!r}, not {kind!r}")
-        # Dictionary lookups rather than Enum(value): restoring is on the hot path of workers
+        # Dictionary lookups rather than Enum(value), and members bound to module names
+        # rather than read from their Enum classes: restoring is on the hot path of workers
         # that resume many operations, and a fields object may have been built by hand.
         state = _STATES.get(fields.state)
         protocol = _PROTOCOLS.get(fields.protocol)
         pending = _PENDING_ACTIONS.get(fields.pending, _UNKNOWN)
-        via = None if fields.final_state_via is None else _VIAS.get(fields.final_state_via)
+        via_name = fields.final_state_via
+        via = None if via_name is None else _VIAS.get(via_name)
         if (
             state is None
             or protocol is None
             or pending is _UNKNOWN
-            or (via is None and fields.final_state_via is not None)
+            or (via is None and via_name is not None)
         ):
             raise InvalidTokenError("token has a value that is not allowed")
         if fields.attempt < 0:
             raise InvalidTokenError("token has a negative attempt count")
-        if (state is _S.NOT_STARTED) is not (pending is None):
+        not_started = state is _NOT_STARTED
+        if not_started is not (pending is None):
             raise InvalidTokenError("token's state and pending request contradict each other")
-        if state is _S.NOT_STARTED and not (
+        if not_started and not (
             fields.method in ("PUT", "DELETE") or fields.start_operation_id is not None
         ):
             raise InvalidTokenError(
@@ -766,49 +783,69 @@ class OperationCore:
             final_url = _token_url(fields.final_url, "final_url", base, origin_policy)
         if options is None:
             options = ProtocolOptions(final_state_via=via) if via else DEFAULT_OPTIONS
-        core = cls(
-            fields.method,
-            cast(str, initial_url),
-            options=options,
-            origin_policy=origin_policy,
-            operation_id=fields.operation_id,
-            kind=fields.kind,
-            created_at=fields.created_at,
-            token_policy=policy,
-        )
-        if fields.api_version is not None:
-            core.api_version = fields.api_version
+        api_version = fields.api_version
+        if api_version is None:  # not written: the initial URL's (its query is in the token)
+            api_version = api_version_of(fields.initial_url)
+        if cls.__init__ is OperationCore.__init__:
+            # Every slot set here as __init__ sets it, without a call with eight keywords
+            # (three times as long); a test checks that restored cores have every slot.
+            core = cls.__new__(cls)
+            core.method = fields.method.upper()  # as __init__ does (fields may be hand-made)
+            core.initial_url = initial_url
+            core.options = options
+            core.origin_policy = origin_policy
+            core.token_policy = policy
+            core.status = core.error = core.payload = None
+            core.has_payload = False
+            # The initial URL's api-version, when the token left it out (else read it when
+            # a token is next written).
+            core._url_api_version = api_version
+            core._versioned_url = initial_url if fields.api_version is None else None
+        else:  # a subclass's own __init__ runs
+            core = cls(
+                fields.method,
+                initial_url,
+                options=options,
+                origin_policy=origin_policy,
+                token_policy=policy,
+            )
+        core._operation_id = fields.operation_id
+        core.kind = token_kind
+        core.created_at = fields.created_at
+        core.api_version = api_version
         core.attempt = fields.attempt
-        if state is _S.NOT_STARTED:
-            return core  # waits for the start response, like a new core
+        if not_started:  # waits for the start response, like a new core
+            core.state = INITIAL_STATE
+            core.protocol = _NO_PROTOCOL
+            core.next_action = core.polling_url = core.location_url = core.final_url = None
+            return core
         core.state = state
         core.protocol = protocol
         core.polling_url = polling_url
         core.location_url = location_url
         core.final_url = final_url
-        assert pending is not None
-        if state is _S.SUCCEEDED:
+        if state is _SUCCEEDED:
             # Bodies never travel in tokens: re-read the result when it is asked for, from
             # the final URL, else the resource itself (PUT/PATCH), else the monitor again.
             if core.method == "DELETE":
-                core.has_payload, pending = True, Action.DONE  # a DELETE's result is None
+                core.has_payload, pending = True, _DONE  # a DELETE's result is None
             elif final_url:
-                pending = Action.FETCH_FINAL
+                pending = _FETCH_FINAL
             elif core.method in ("PUT", "PATCH"):
                 core.final_url = core._accept(with_api_version(core.initial_url, core.api_version))
-                pending = Action.FETCH_FINAL
+                pending = _FETCH_FINAL
             elif polling_url:
-                pending = Action.POLL
+                pending = _POLL
             else:
-                pending = Action.DONE  # the result came with the start response; it is gone
-        elif state.is_terminal:
-            pending = Action.DONE
-        elif pending is Action.DONE:
+                pending = _DONE  # the result came with the start response; it is gone
+        elif state in TERMINAL_STATES:
+            pending = _DONE
+        elif pending is _DONE:
             raise InvalidTokenError("token of a running operation has nothing to poll")
         core.next_action = pending
         if (
-            pending is not Action.DONE
-            and (core.final_url if pending is Action.FETCH_FINAL else polling_url) is None
+            pending is not _DONE
+            and (core.final_url if pending is _FETCH_FINAL else polling_url) is None
         ):
             raise InvalidTokenError("token of a running operation has no URL to poll")
         return core
@@ -843,7 +880,15 @@ _STATE_NAMES: dict[OperationState, TokenState] = {state: state.value for state i
 _PROTOCOL_NAMES: dict[PollingProtocol, TokenProtocol] = {p: p.value for p in PollingProtocol}
 _PROTOCOLS = {protocol.value: protocol for protocol in PollingProtocol}
 _VIAS = {via.value: via for via in FinalStateVia}
+_VIA_NAMES: dict[FinalStateVia, TokenVia] = {via: via.value for via in FinalStateVia}
 _UNKNOWN: Any = object()
+# Members under module names: reading one from its Enum class costs three times as much.
+_NOT_STARTED = OperationState.NOT_STARTED
+_SUCCEEDED = OperationState.SUCCEEDED
+_NO_PROTOCOL = PollingProtocol.NONE
+_POLL = Action.POLL
+_FETCH_FINAL = Action.FETCH_FINAL
+_DONE = Action.DONE
 _PENDING_ACTIONS: dict[str, Action | None] = {
     "start": None,
     "poll": Action.POLL,
@@ -855,17 +900,13 @@ _PENDING_ACTIONS: dict[str, Action | None] = {
 _TOKEN_ORIGIN = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
 
 
-def _token_url(
-    reference: str | None, field: str, base: str | None, policy: OriginPolicy | None
-) -> str | None:
+def _token_url(reference: str, field: str, base: str | None, policy: OriginPolicy | None) -> str:
     """The absolute URL of a token's URL field, checked against ``policy``.
 
     A ``/path?query`` reference is relative to the token's ``origin`` (``base``): the URL
     goes where it went for the client that wrote the token, and only if this client trusts
     that origin too.
     """
-    if reference is None:
-        return None
     if reference[:1] == "/" and reference[:2] != "//":
         if base is None:
             raise InvalidTokenError(f"token's {field} is relative, but the token has no origin")
