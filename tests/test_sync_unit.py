@@ -360,7 +360,7 @@ def test_rehydrated_success_of_a_start_response_says_why_its_value_is_gone(rsps,
     resumed = CreateVectorStoreOperation.rehydrate(pipeline, done.rehydration_token)
     assert resumed.has_completed
     assert resumed.wait_for_completion() is resumed
-    with pytest.raises(OperationNotCompleteError, match="never carry response bodies"):
+    with pytest.raises(OperationNotCompleteError, match="tokens never carry bodies"):
         _ = resumed.value
     assert len(rsps.calls) == 1
 
@@ -630,3 +630,10 @@ def test_repr_and_last_delay(rsps, pipeline) -> None:
     assert operation.pipeline is pipeline
     assert operation.last_delay is not None
     assert operation.last_delay.seconds == 3.0
+
+
+def test_value_after_a_manual_succeed_explains_that_fire_carries_no_result(rsps, pipeline) -> None:
+    operation = start_job(rsps, pipeline)
+    operation.fire("succeed")
+    with pytest.raises(OperationNotCompleteError, match=r"fire\(\) carries no result"):
+        _ = operation.value

@@ -283,6 +283,31 @@ class OperationBase(Generic[T]):
             token_policy=tokens,
         )
 
+    @classmethod
+    def _monitor_core(
+        cls,
+        pipeline: PipelineSettings,
+        url: str,
+        method: str,
+        start_url: str | None,
+        location: str | None,
+        options: ProtocolOptions | None,
+    ) -> OperationCore:
+        """A Running core that follows the status monitor ``url`` (``from_monitor``).
+
+        It is fed the start response the service would have sent (202 with
+        ``Operation-Location``, and ``Location`` when given), so that every rule (origin
+        checks, api-version, final-state-via) is the one a real start response meets.
+        """
+        monitor = pipeline.url(url)
+        initial = pipeline.url(start_url) if start_url is not None else monitor
+        core = cls._new_core(pipeline, method, initial, options)
+        headers = {"operation-location": monitor}
+        if location is not None:
+            headers["location"] = location
+        core.receive(ResponseView(202, headers, b"", initial))
+        return core
+
     def _start_operation_id(self) -> str | None:
         """The ``Operation-Id`` of the start request not sent yet, if it is usable in a token."""
         request = self._start_request
@@ -414,8 +439,10 @@ class OperationBase(Generic[T]):
             raise self._outcome_error(OperationCanceledError, "was canceled")
         if state is OperationState.SUCCEEDED and core.next_request_url is None:
             raise OperationNotCompleteError(
-                "the operation succeeded with its start response, whose body was its result;"
-                " tokens never carry response bodies, so a restored operation cannot read it"
+                "the operation succeeded but no result is available and there is nothing to"
+                " request it from: it was moved to Succeeded by hand (fire() carries no"
+                " result; use apply_status() with a payload), or it was restored from a token"
+                " and its result came with the start response (tokens never carry bodies)"
             )
         if state is OperationState.SUCCEEDED:
             raise OperationNotCompleteError(
