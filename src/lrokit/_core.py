@@ -637,7 +637,7 @@ class OperationCore:
         yet (the driver knows it); it is kept only while the operation waits for its start
         response, to make restoring such a token safe.
         """
-        redact = self.token_policy.redact
+        without_secrets = self.token_policy._redacted
         origins = self.origin_policy
         redacted = False
         origin: str | None = None
@@ -649,8 +649,10 @@ class OperationCore:
         for index, url in enumerate(urls):
             if url is None:
                 continue
-            written, removed = redact(url)
-            if removed:
+            written = without_secrets(url)
+            if written is None:
+                written = url
+            else:
                 redacted = True
             if origins is not None:
                 short = origins.shorten(written)

@@ -182,7 +182,15 @@ class OriginPolicy:
             an ``http`` origin is allowed next to an ``https`` endpoint.
     """
 
-    __slots__ = ("_endpoint_origin", "_origins", "_userinfo", "_written", "endpoint", "origin_url")
+    __slots__ = (
+        "_endpoint_origin",
+        "_origins",
+        "_userinfo",
+        "_written",
+        "_written_length",
+        "endpoint",
+        "origin_url",
+    )
 
     def __init__(self, endpoint: str, allowed: Iterable[str] = ()) -> None:
         self.endpoint = endpoint
@@ -213,6 +221,7 @@ class OriginPolicy:
         written = endpoint[: _AUTHORITY.match(endpoint).end()]  # type: ignore[union-attr]
         # The endpoint's own spelling, for the common case of URLs built from it verbatim.
         self._written = written if parts.userinfo is None else self.origin_url
+        self._written_length = len(self._written)
 
     @property
     def origins(self) -> tuple[str, ...]:
@@ -255,9 +264,9 @@ class OriginPolicy:
         """
         written = self._written  # the common case first: a URL built from the endpoint
         if url.startswith(written):
-            rest = url[len(written) :]
-            if rest[:1] == "/" and rest[:2] != "//":
-                return rest
+            length = self._written_length
+            if url.startswith("/", length) and not url.startswith("//", length):
+                return url[length:]
         if url.startswith(self.origin_url):
             rest = url[len(self.origin_url) :]
             if rest[:1] == "/" and rest[:2] != "//":
