@@ -37,7 +37,7 @@ from ._exceptions import HookError, LroError, PollTransportError
 from ._parse import ResponseView, parse_retry_after
 from ._token import RehydrationToken
 
-__all__ = ["AsyncOperation"]
+__all__ = ["AsyncOperation", "Limiter"]
 
 T = TypeVar("T")
 
@@ -223,8 +223,12 @@ class AsyncOperation(OperationBase[T]):
         limiter = wait.limiter
         if limiter is None:
             return await self._pipeline.send(method, url, **kwargs)
-        async with limiter:
+        if not limiter.try_take():
+            await limiter.take()
+        try:
             return await self._pipeline.send(method, url, **kwargs)
+        finally:
+            limiter.give()
 
     async def _sleep(self, step: WaitStep, wait: Wait) -> None:
         """Sleep one step of a wait, honouring its stop handle and deadline."""
@@ -264,6 +268,26 @@ class AsyncOperation(OperationBase[T]):
         operation = cls(pipeline, core, response=_raw(view), headers=operation_headers)
         operation._receive_polled(view, None, waiting=False)
         return operation
+
+    @classmethod
+    def from_monitor(
+        cls,
+        client: SupportsAsyncPipeline,
+        url: str,
+        *,
+        method: str = "POST",
+        start_url: str | None = None,
+        location: str | None = None,
+        options: ProtocolOptions | None = None,
+        operation_headers: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Follow an operation from its status monitor URL alone (no I/O).
+
+        Exactly ``Operation.from_monitor``; not a coroutine, since it makes no request.
+        """
+        pipeline = client.pipeline
+        core = cls._monitor_core(pipeline, url, method, start_url, location, options)
+        return cls(pipeline, core, headers=operation_headers)
 
     @classmethod
     def rehydrate(
@@ -552,14 +576,19 @@ class AsyncOperation(OperationBase[T]):
             timeout = _within(timeout, wait.deadline - pipeline.clock())
         sender = pipeline.sender
         headers = {**pipeline.headers, **self._headers} if self._headers else pipeline.headers
+        limiter = wait.limiter
         try:
-            if wait.limiter is None:
+            if limiter is None:
                 view = await sender.send("GET", url, headers=headers, body=None, timeout=timeout)
             else:
-                async with wait.limiter:
+                if not limiter.try_take():
+                    await limiter.take()
+                try:
                     view = await sender.send(
                         "GET", url, headers=headers, body=None, timeout=timeout
                     )
+                finally:
+                    limiter.give()
         except sender.transport_errors as error:
             if wait.deadline is not None and pipeline.clock() >= wait.deadline:
                 raise self._timeout_error(wait.limit) from error
@@ -608,3 +637,44 @@ class AsyncOperation(OperationBase[T]):
 def _raw(view: ResponseView) -> Any:
     """What ``get_raw_response`` returns for ``view``: the sender's object, else the view."""
     return view.raw if view.raw is not None else view
+
+
+class Limiter:
+    """A bound on requests in flight (``async_wait_all``'s ``max_in_flight``): a semaphore
+    whose uncontended take is a plain call, first come first served."""
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        """Take a place at once if one is free and nobody queues; True when taken."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Queue for a place (a task cancelled meanwhile passes a place it was given on)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.give()
+            else:
+                future.cancel()
+            raise
+
+    def give(self) -> None:
+        """Hand the place to the first task queued for one, or free it."""
+        waiters = self.waiters
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1

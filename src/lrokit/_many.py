@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from ._async import AsyncOperation
+from ._async import AsyncOperation, Limiter
 from ._base import Wait, bounded_step
 from ._delay import DelayStrategy, as_seconds
 from ._exceptions import WaitCancelledError, WaitTimeoutError
@@ -210,7 +210,8 @@ class _Waits(Generic[AsyncOpT]):
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        limiter = asyncio.Semaphore(max_in_flight)
+        # Each operation has at most one request in flight: a bound of N or more is none.
+        limiter = Limiter(max_in_flight) if max_in_flight < len(ops) else None
         self.finished: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.ready = asyncio.Event()
         self.running: dict[asyncio.Future[None], int] = {}
