@@ -275,12 +275,8 @@ class OperationBase(Generic[T]):
         tokens = pipeline.tokens
         if not isinstance(token, RehydrationToken) or tokens.signer is not None:
             token = tokens.read(token)
-        return OperationCore.restore(
-            token,
-            options=options or cls.protocol_options,
-            origin_policy=pipeline.origin_policy,
-            kind=cls.kind(),
-            token_policy=tokens,
+        return OperationCore._restore(
+            token, options or cls.protocol_options, pipeline.origin_policy, cls.kind(), tokens
         )
 
     @classmethod
@@ -288,6 +284,7 @@ class OperationBase(Generic[T]):
         cls,
         pipeline: PipelineSettings,
         url: str,
+        *,
         method: str,
         start_url: str | None,
         location: str | None,
