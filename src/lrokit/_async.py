@@ -135,9 +135,11 @@ class AsyncOperation(OperationBase[T]):
 
         Args:
             client: the async pipeline, or an SDK client holding one.
-            method, url: the start request; ``url`` may be relative to the endpoint.
-            json, params, headers: the start request's body (encoded with msgspec), query
-                and headers.
+            method: the start request's HTTP method.
+            url: the start request's URL; it may be relative to the endpoint.
+            json: the start request's body, encoded with msgspec.
+            params: the start request's query parameters.
+            headers: the start request's headers.
             operation_headers: headers sent with the start request and with every poll and
                 final request of this operation.
             options: protocol options; defaults to the class's ``protocol_options``.
@@ -149,7 +151,8 @@ class AsyncOperation(OperationBase[T]):
             StartRejectedError: the service answered with an HTTP error.
             Exception: one of the sender's ``transport_errors``: the start got no answer (a
                 start that is not safe to repeat is never retried).
-            ProtocolError, UntrustedOriginError: as for ``Operation.start``.
+            ProtocolError: as for ``Operation.start``.
+            UntrustedOriginError: as for ``Operation.start``.
         """
         operation = cls.prepare(
             client,
@@ -171,8 +174,10 @@ class AsyncOperation(OperationBase[T]):
 
         Raises:
             LroError: the operation was not prepared, or its start was already sent.
-            StartRejectedError, ProtocolError, UntrustedOriginError, HookError: as for
-                :meth:`start`; after a ``StartRejectedError`` the start may be sent again.
+            StartRejectedError: as for :meth:`start`; the start may then be sent again.
+            ProtocolError: as for :meth:`start`.
+            UntrustedOriginError: as for :meth:`start`.
+            HookError: as for :meth:`start`.
         """
         return await self._single(self._send_start, NO_WAIT)
 
@@ -286,7 +291,9 @@ class AsyncOperation(OperationBase[T]):
         Exactly ``Operation.from_monitor``; not a coroutine, since it makes no request.
         """
         pipeline = client.pipeline
-        core = cls._monitor_core(pipeline, url, method, start_url, location, options)
+        core = cls._monitor_core(
+            pipeline, url, method=method, start_url=start_url, location=location, options=options
+        )
         return cls(pipeline, core, headers=operation_headers)
 
     @classmethod
@@ -338,7 +345,10 @@ class AsyncOperation(OperationBase[T]):
         counted); returns the raw response, or None when no request is needed.
 
         Raises:
-            PollTransportError, RetriesExhaustedError, PollRejectedError, ProtocolError,
+            PollTransportError: as ``Operation.update_status``.
+            RetriesExhaustedError: as ``Operation.update_status``.
+            PollRejectedError: as ``Operation.update_status``.
+            ProtocolError: as ``Operation.update_status``.
             HookError: as ``Operation.update_status``.
         """
         outcome = await self._single(self._request_once, NO_WAIT)
@@ -391,8 +401,12 @@ class AsyncOperation(OperationBase[T]):
             cancel: an ``asyncio.Event`` that stops the wait once set.
 
         Raises:
-            WaitTimeoutError, WaitCancelledError, RetriesExhaustedError, PollRejectedError,
-            ProtocolError, HookError: as ``Operation.wait_for_completion``.
+            WaitTimeoutError: as ``Operation.wait_for_completion``.
+            WaitCancelledError: as ``Operation.wait_for_completion``.
+            RetriesExhaustedError: as ``Operation.wait_for_completion``.
+            PollRejectedError: as ``Operation.wait_for_completion``.
+            ProtocolError: as ``Operation.wait_for_completion``.
+            HookError: as ``Operation.wait_for_completion``.
             asyncio.CancelledError: the awaiting task was cancelled.
         """
         wait = self._new_wait(polling_interval, timeout, cancel)
@@ -604,8 +618,11 @@ class AsyncOperation(OperationBase[T]):
         the waiting task, or set the wait's ``cancel`` event, for that).
 
         Raises:
-            CancelNotSupportedError, InvalidTransitionError, LroError, CancelRejectedError:
-                as ``Operation.cancel``; a sender's transport error when there was no answer.
+            CancelNotSupportedError: as ``Operation.cancel``.
+            InvalidTransitionError: as ``Operation.cancel``.
+            LroError: as ``Operation.cancel``.
+            CancelRejectedError: as ``Operation.cancel``.
+            Exception: one of the sender's ``transport_errors``: there was no answer.
         """
         self._check_cancellable()
         method, url = self.cancel_target()

@@ -64,7 +64,8 @@ class Operation(OperationBase[T]):
     :meth:`decode_value` for anything else.
 
     Create one with :meth:`start` (sends the start request), :meth:`prepare` (not sent yet),
-    :meth:`from_response` (you sent it), or :meth:`rehydrate` (from a token, no request).
+    :meth:`from_response` (you sent it), :meth:`from_monitor` (only its status monitor URL is
+    known), or :meth:`rehydrate` (from a token, no request).
     """
 
     def __init__(
@@ -144,8 +145,11 @@ class Operation(OperationBase[T]):
 
         Args:
             client: the pipeline, or an SDK client holding one.
-            method, url: the start request; ``url`` may be relative to the endpoint.
-            json, params, headers: the start request's body, query and headers.
+            method: the start request's HTTP method.
+            url: the start request's URL; it may be relative to the endpoint.
+            json: the start request's body, sent as JSON.
+            params: the start request's query parameters.
+            headers: the start request's headers.
             operation_headers: headers sent with the start request and with every poll and
                 final request of this operation (for example ``x-ms-client-request-id``).
             options: protocol options; defaults to the class's ``protocol_options``.
@@ -183,9 +187,11 @@ class Operation(OperationBase[T]):
 
         Raises:
             LroError: the operation was not prepared, or its start request was already sent.
-            StartRejectedError, ProtocolError, UntrustedOriginError, HookError: as for
-                :meth:`start`; after a ``StartRejectedError`` the operation stays
+            StartRejectedError: as for :meth:`start`; the operation then stays
                 ``NotStarted`` and the start may be sent again.
+            ProtocolError: as for :meth:`start`.
+            UntrustedOriginError: as for :meth:`start`.
+            HookError: as for :meth:`start`.
         """
         self._take_turn(NO_WAIT, None)
         try:
@@ -262,6 +268,37 @@ class Operation(OperationBase[T]):
         operation = cls(pipeline, core, response=response, headers=operation_headers)
         operation._receive_polled(view_of(response), None, waiting=False)
         return operation
+
+    @classmethod
+    def from_monitor(
+        cls,
+        client: SupportsPipeline,
+        url: str,
+        *,
+        method: str = "POST",
+        start_url: str | None = None,
+        location: str | None = None,
+        options: ProtocolOptions | None = None,
+        operation_headers: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Follow an operation from its status monitor URL alone (no request is sent).
+
+        For an operation started elsewhere: ``url`` is its ``Operation-Location`` (or
+        ``Azure-AsyncOperation``). The operation is Running and its first
+        :meth:`update_status` or wait polls ``url``. What the start request and its answer
+        would have told is optional and decides where the final value is read from, as for
+        :meth:`start`: ``method`` and ``start_url`` (default: ``url``) of the start request,
+        and its ``Location`` header. With the defaults the value is the resource named by
+        the monitor's ``resourceLocation``, else the monitor's ``result``.
+
+        Raises:
+            UntrustedOriginError: a URL is outside the trusted origins.
+        """
+        pipeline = client.pipeline
+        core = cls._monitor_core(
+            pipeline, url, method=method, start_url=start_url, location=location, options=options
+        )
+        return cls(pipeline, core, headers=operation_headers)
 
     @classmethod
     def rehydrate(
@@ -383,7 +420,9 @@ class Operation(OperationBase[T]):
             WaitTimeoutError: the deadline came; the operation is unchanged and resumable.
             WaitCancelledError: ``cancel`` was set; the operation is unchanged and resumable.
             RetriesExhaustedError: more transient faults in a row than ``max_retries``.
-            PollRejectedError, ProtocolError, HookError: see :meth:`update_status`.
+            PollRejectedError: see :meth:`update_status`.
+            ProtocolError: see :meth:`update_status`.
+            HookError: see :meth:`update_status`.
 
         A Failed or Canceled outcome does not raise here; reading :attr:`value` does.
 
