@@ -188,7 +188,8 @@ class DelaySequence:
 
     Args:
         delays: at least one delay (seconds or ``timedelta``).
-        jitter, rng: as for :class:`ExponentialDelay`.
+        jitter: as for :class:`ExponentialDelay`.
+        rng: as for :class:`ExponentialDelay`.
     """
 
     __slots__ = ("delays", "jitter", "rng")

@@ -88,9 +88,9 @@ def as_completed(
 
     Raises:
         TimeoutError: the deadline came with operations pending (they are resumable).
-        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
-            operation's request failed as it would in ``wait_for_completion``; the other
-            operations are left as they are.
+        LroError: an operation's request failed as it would in ``wait_for_completion``
+            (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
+            ``HookError``, ...); the other operations are left as they are.
     """
     ops = _unique(operations)
     if not ops:
@@ -167,9 +167,9 @@ def wait_all(
     operations not completed by then are in ``pending``.
 
     Raises:
-        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
-            operation's request failed as it would in ``wait_for_completion``; the other
-            operations are left as they are.
+        LroError: an operation's request failed as it would in ``wait_for_completion``
+            (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
+            ``HookError``, ...); the other operations are left as they are.
     """
     ops = _unique(operations)
     try:
@@ -282,9 +282,9 @@ async def async_as_completed(
 
     Raises:
         TimeoutError: the deadline came with operations pending (they are resumable).
-        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
-            operation's wait failed; the other waits are cancelled, their operations
-            left as they are.
+        LroError: an operation's wait failed (``PollRejectedError``,
+            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
+            waits are cancelled, their operations left as they are.
     """
     ops = _unique(operations)
     if not ops:
@@ -327,9 +327,9 @@ async def async_wait_all(
     completed by then are in ``pending``. Cancelling the awaiting task cancels every wait.
 
     Raises:
-        PollRejectedError, RetriesExhaustedError, ProtocolError, HookError, ...: an
-            operation's wait failed; the other waits are cancelled, their operations left
-            as they are.
+        LroError: an operation's wait failed (``PollRejectedError``,
+            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
+            waits are cancelled, their operations left as they are.
     """
     ops = _unique(operations)
     waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
