@@ -1,18 +1,115 @@
-"""The ``lrokit`` command: ``demo``, ``serve`` and ``statechart``.
+"""The ``lrokit`` command: ``poll``, ``resume`` and ``token inspect`` for real services, and
+``demo``, ``serve`` and ``statechart``.
 
-Exit status: 0 on success, 1 when the command ran and something failed, 2 for usage errors.
+Exit status: see :class:`ExitCode` (0 on success, 2 for usage errors; ``demo`` and ``serve``
+exit 1 when something failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["build_parser", "main"]
+from ._urls import OriginPolicy
+
+__all__ = ["ExitCode", "UsageError", "build_parser", "main"]
+
+
+class ExitCode(enum.IntEnum):
+    """The exit status of ``lrokit poll``, ``resume`` and ``token inspect``."""
+
+    SUCCEEDED = 0
+    """The operation succeeded (or: the command did what it was asked)."""
+    FAILED = 1
+    """The operation failed."""
+    USAGE = 2
+    """Bad arguments, or a token or key file that cannot be read."""
+    CANCELED = 3
+    """The operation was canceled."""
+    TIMED_OUT = 4
+    """``--timeout`` ran out first; the operation goes on at the service."""
+    PROTOCOL = 5
+    """The service rejected a request, answered unusably, or did not answer."""
+    TOKEN_REFUSED = 6
+    """A token that is malformed, altered, badly signed or of an untrusted origin."""
+    INTERRUPTED = 130
+    """Ctrl-C."""
+
+
+class UsageError(Exception):
+    """A usage error found after parsing (exit status 2)."""
+
+
+#: The exit statuses, as the epilog of every command that waits shows them.
+EXIT_CODES_HELP = """\
+exit status:
+  0    the operation succeeded; its final JSON is on stdout
+  1    the operation failed; its last status document (with the error) is on stdout
+  2    usage error: bad arguments, a token or key file that cannot be read
+  3    the operation was canceled; its last status document is on stdout
+  4    --timeout ran out; the operation goes on (a resume command is on stderr)
+  5    protocol or HTTP error: the service rejected a request, answered unusably,
+       or did not answer (after the retries)
+  6    the token was refused: malformed, altered, wrongly signed, or naming an
+       origin other than --endpoint and --allow-origin
+  130  interrupted (Ctrl-C); a resume command is on stderr
+"""
+
+_POLL_EPILOG = f"""\
+examples:
+  lrokit poll 'https://svc.example.com/operations/42?api-version=2024-01-01'
+  lrokit poll "$MONITOR" --header "Authorization: Bearer $TOKEN" --timeout 600 > result.json
+  lrokit poll "$MONITOR" --interval 5 --save-token op.token
+  lrokit poll "$MONITOR" --final-state-via location --location "$LOCATION"
+
+The first poll is sent at once; later ones follow --interval (default: 1, 1, 1, 2, 4, ...
+up to 32 s), never sooner than the service's Retry-After. Requests go only to the URL's
+own origin and to --allow-origin origins. Header values are never printed.
+
+{EXIT_CODES_HELP}"""
+
+_RESUME_EPILOG = f"""\
+examples:
+  lrokit resume "$TOKEN" --endpoint https://svc.example.com
+  lrokit resume @op.token --endpoint https://svc.example.com --wait > result.json
+  my-app print-token | lrokit resume - --endpoint https://svc.example.com --wait
+  lrokit resume @op.token --endpoint https://svc.example.com --signing-key-file token.key
+
+Without --wait, nothing is sent: the token is checked (format, signature with a key,
+every URL against --endpoint and --allow-origin) and the operation's state printed.
+Exit status without --wait: 0, or 6 when the token is refused.
+
+{EXIT_CODES_HELP}"""
+
+_INSPECT_EPILOG = """\
+examples:
+  lrokit token inspect "$TOKEN"
+  lrokit token inspect @op.token --json
+  lrokit token inspect @op.token --signing-key-file token.key
+
+signature status:
+  unsigned            the token carries no signature
+  signed-unverified   signed, but no key was given to check it
+  signed-valid        signed, and the given key verifies it
+  signed-invalid      signed, and the given key does not verify it (altered,
+                      or signed with another key)
+
+Nothing is sent. Query values that are credentials (sig, access_token, ...) are blanked
+in the URLs shown; keys are never printed.
+
+exit status:
+  0    the token decodes (and verifies, when a key is given)
+  2    usage error
+  6    the token is malformed, over the size limit, unsigned or signed-invalid
+       with a key given
+"""
 
 
 def _positive(text: str) -> float:
@@ -65,6 +162,36 @@ def _count(text: str) -> int:
     return value
 
 
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` as a pair (an argparse type)."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        raise argparse.ArgumentTypeError(f"a header is 'Name: value', not {text!r}")
+    if not all(33 <= ord(c) <= 126 and c not in '"(),/:;<=>?@[\\]{}' for c in name):
+        raise argparse.ArgumentTypeError(f"not a valid header name: {name!r}")
+    value = value.strip()
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise argparse.ArgumentTypeError(f"header {name} holds control characters")
+    return name, value
+
+
+def http_url(text: str) -> str:
+    """An absolute ``http(s)://host/...`` URL (an argparse type)."""
+    try:
+        OriginPolicy(text)
+        userinfo = urlsplit(text).username is not None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an absolute http(s) URL with a host: {text!r}"
+        ) from None
+    if userinfo:
+        raise argparse.ArgumentTypeError(
+            "a URL with user info is refused: send credentials with --header"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lrokit`` command."""
     parser = argparse.ArgumentParser(
@@ -73,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'lrokit COMMAND --help' for the options of a command.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_service_commands(commands)
 
     demo = commands.add_parser(
         "demo",
@@ -178,6 +306,171 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_service_commands(commands: Any) -> None:
+    """The commands for real services: ``poll``, ``resume`` and ``token inspect``."""
+    raw = argparse.RawDescriptionHelpFormatter
+
+    poll = commands.add_parser(
+        "poll",
+        help="follow a status-monitor URL until the operation completes",
+        description=(
+            "Poll the status monitor URL of a long-running operation (the Operation-Location "
+            "or Azure-AsyncOperation of its start response) until it completes, showing "
+            "progress on stderr, then print its final JSON on stdout: the resource named by "
+            "the monitor's resourceLocation, else the monitor's result."
+        ),
+        epilog=_POLL_EPILOG,
+        formatter_class=raw,
+    )
+    poll.add_argument("url", type=http_url, metavar="URL", help="the status monitor URL")
+    _add_request_options(poll)
+    _add_wait_options(poll)
+    poll.add_argument(
+        "--final-state-via",
+        choices=[
+            "location",
+            "operation-location",
+            "azure-async-operation",
+            "original-uri",
+        ],
+        default=None,
+        help="where the final JSON is read: the --location URL, the monitor's own result "
+        "(operation-location, azure-async-operation), or the --original-uri "
+        "(default: resourceLocation, else --location, else the monitor's result)",
+    )
+    poll.add_argument(
+        "--location",
+        type=http_url,
+        metavar="URL",
+        help="the Location header of the start response, if it had one",
+    )
+    poll.add_argument(
+        "--original-uri",
+        type=http_url,
+        metavar="URL",
+        help="the URL of the start request (for --final-state-via original-uri)",
+    )
+    _add_key_options(poll, "sign the tokens written (--save-token, resume hints) with")
+    poll.set_defaults(handler=_run_poll, command_parser=poll)
+
+    resume = commands.add_parser(
+        "resume",
+        help="check a rehydration token, print its state, or --wait for the outcome",
+        description=(
+            "Restore an operation from its rehydration token against --endpoint and print "
+            "its state without sending anything; with --wait, poll until it completes and "
+            "print its final JSON on stdout, as 'lrokit poll' does. Any operation's token "
+            "is accepted; statuses are read as Azure services write them."
+        ),
+        epilog=_RESUME_EPILOG,
+        formatter_class=raw,
+    )
+    resume.add_argument(
+        "token", metavar="TOKEN", help="the token, '-' to read it from stdin, or @FILE"
+    )
+    resume.add_argument(
+        "--endpoint",
+        type=http_url,
+        required=True,
+        metavar="URL",
+        help="the service's endpoint: the token's URLs must be on its origin (or on an "
+        "--allow-origin origin)",
+    )
+    _add_request_options(resume)
+    resume.add_argument("--wait", action="store_true", help="poll until the operation completes")
+    _add_wait_options(resume)
+    resume.add_argument(
+        "--json", action="store_true", help="without --wait: print the state as JSON"
+    )
+    _add_key_options(resume, "verify the token (and sign new ones) with")
+    resume.set_defaults(handler=_run_resume, command_parser=resume)
+
+    token = commands.add_parser(
+        "token",
+        help="work with rehydration tokens (inspect)",
+        description="Work with rehydration tokens.",
+    )
+    token_commands = token.add_subparsers(dest="token_command", metavar="SUBCOMMAND")
+    token.set_defaults(handler=_run_token_without_subcommand, command_parser=token)
+    inspect = token_commands.add_parser(
+        "inspect",
+        help="show a token's fields, version, size and signature status",
+        description=(
+            "Decode a rehydration token and show its fields, format version, size and "
+            "signature status. Nothing is sent and no endpoint is needed."
+        ),
+        epilog=_INSPECT_EPILOG,
+        formatter_class=raw,
+    )
+    inspect.add_argument(
+        "token", metavar="TOKEN", help="the token, '-' to read it from stdin, or @FILE"
+    )
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    _add_key_options(inspect, "verify the signature with")
+    inspect.set_defaults(handler=_run_token_inspect, command_parser=inspect)
+
+
+def _add_request_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--header",
+        "-H",
+        type=parse_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header sent with every request (repeatable); values are never printed",
+    )
+    command.add_argument(
+        "--allow-origin",
+        type=http_url,
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also send requests to this URL's origin (repeatable)",
+    )
+
+
+def _add_wait_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--interval",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="seconds between polls (a longer Retry-After of the service wins)",
+    )
+    command.add_argument(
+        "--timeout",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="give up waiting after S seconds (exit 4; the operation goes on)",
+    )
+    command.add_argument(
+        "--save-token",
+        metavar="FILE",
+        default=None,
+        help="keep the operation's latest rehydration token in FILE (replaced after "
+        "every poll), to resume it later with 'lrokit resume @FILE'",
+    )
+    command.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
+
+
+def _add_key_options(command: argparse.ArgumentParser, purpose: str) -> None:
+    command.add_argument(
+        "--signing-key-file",
+        metavar="PATH",
+        default=None,
+        help=f"{purpose} the key in PATH (its exact bytes, at least 32; e.g. made with "
+        "'head -c 32 /dev/urandom > token.key')",
+    )
+    command.add_argument(
+        "--key-id",
+        metavar="ID",
+        default=None,
+        help="the key's id (default: the id the token names; 'default' for new tokens)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lrokit`` command with ``argv`` (default: ``sys.argv[1:]``); returns the status."""
     parser = build_parser()
@@ -187,13 +480,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else 2
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("lrokit: error: a command is required (demo, serve or statechart)", file=sys.stderr)
+        print(
+            "lrokit: error: a command is required (poll, resume, token, demo, serve or statechart)",
+            file=sys.stderr,
+        )
         return 2
     try:
         return int(args.handler(args))
+    except UsageError as error:
+        command = args.command_parser
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def _out(line: str) -> None:
@@ -263,6 +564,28 @@ def _run_serve(args: argparse.Namespace) -> int:
             signal.signal(number, handler)
     _out("lrokit demo service stopped")
     return 0
+
+
+def _run_poll(args: argparse.Namespace) -> int:
+    from ._cli_service import run_poll  # noqa: PLC0415
+
+    return run_poll(args)
+
+
+def _run_resume(args: argparse.Namespace) -> int:
+    from ._cli_service import run_resume  # noqa: PLC0415
+
+    return run_resume(args)
+
+
+def _run_token_inspect(args: argparse.Namespace) -> int:
+    from ._cli_service import run_token_inspect  # noqa: PLC0415
+
+    return run_token_inspect(args)
+
+
+def _run_token_without_subcommand(args: argparse.Namespace) -> int:
+    raise UsageError("a subcommand is required (inspect)")
 
 
 def _run_statechart(args: argparse.Namespace) -> int:
