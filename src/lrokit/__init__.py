@@ -43,6 +43,7 @@ from ._exceptions import (
 )
 from ._hooks import HookKind, PollEvent, StateChange, Subscription
 from ._many import WaitResult, as_completed, async_as_completed, async_wait_all, wait_all
+from ._observe import disable_tracing, enable_tracing
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
 from ._pipeline import Pipeline, SupportsPipeline
 from ._signing import TokenSigner
@@ -116,6 +117,8 @@ __all__ = [
     "as_completed",
     "async_as_completed",
     "async_wait_all",
+    "disable_tracing",
+    "enable_tracing",
     "wait_all",
     "__version__",
 ]

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from typing_extensions import Self
 
+from . import _observe
 from ._async_pipeline import (
     AsyncPipeline,
     SupportsAsyncPipeline,
@@ -182,6 +183,8 @@ class AsyncOperation(OperationBase[T]):
         return await self._single(self._send_start, NO_WAIT)
 
     async def _send_start(self, wait: Wait) -> Any:
+        if _observe.tracer is not None and self._span is None:
+            return await self._atraced(self._send_start, "lrokit.start", wait)
         request = self._start_request
         if request is None or self._core.next_action is not None:
             raise LroError("this operation has no start request left to send")
@@ -410,6 +413,9 @@ class AsyncOperation(OperationBase[T]):
             asyncio.CancelledError: the awaiting task was cancelled.
         """
         wait = self._new_wait(polling_interval, timeout, cancel)
+        if _observe.tracer is not None:
+            await self._traced_loop(wait)
+            return self
         step = self._step  # the loop is inlined here and in _wait: a pending wait's frames
         while await step(wait, False):  # are most of what a pending operation costs
             pass
@@ -417,9 +423,23 @@ class AsyncOperation(OperationBase[T]):
 
     async def _wait(self, wait: Wait) -> None:
         """``wait_for_completion`` with ready-made settings (``async_wait_all``'s)."""
+        if _observe.tracer is not None:
+            await self._traced_loop(wait)
+            return
         step = self._step
         while await step(wait, False):
             pass
+
+    async def _traced_loop(self, wait: Wait) -> None:
+        """The loop of a wait inside a ``lrokit.wait`` span (only while tracing is on)."""
+        wait = self._traced_wait(wait)
+        try:
+            while await self._step(wait, False):
+                pass
+        except BaseException as error:
+            self._wait_ended(wait, error)
+            raise
+        self._wait_ended(wait, None)
 
     async def poll_iter(
         self,
@@ -435,11 +455,20 @@ class AsyncOperation(OperationBase[T]):
         ``contextlib.aclosing``); the operation stays resumable.
         """
         wait = self._new_wait(polling_interval, timeout, cancel)
-        while True:
-            update = await self._step(wait, True)
-            if not isinstance(update, PollUpdate):
-                return
-            yield update
+        if _observe.tracer is not None:
+            wait = self._traced_wait(wait)
+        try:
+            while True:
+                update = await self._step(wait, True)
+                if not isinstance(update, PollUpdate):
+                    break
+                yield update
+        except BaseException as error:
+            if wait.span is not None:
+                self._wait_ended(wait, error)
+            raise
+        if wait.span is not None:
+            self._wait_ended(wait, None)
 
     async def _step(self, wait: Wait, report: bool) -> PollUpdate | bool:
         """One step of a wait: send the start request, or sleep and poll once.
@@ -581,6 +610,8 @@ class AsyncOperation(OperationBase[T]):
             await self._await_hooks(None)
 
     async def _poll_once(self, wait: Wait) -> Any:
+        if _observe.tracer is not None and self._span is None:
+            return await self._atraced(self._poll_once, "lrokit.poll", wait)
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline

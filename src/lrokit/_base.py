@@ -8,6 +8,7 @@ that sends requests and sleeps.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 import msgspec
 from typing_extensions import Self
 
+from . import _observe
 from ._core import Action, Decision, OperationCore, ProtocolOptions
 from ._delay import (
     DelaySource,
@@ -79,6 +81,12 @@ _TOKEN_WORD = re.compile(r"[!-~]{1,256}")
 NO_BODY: Any = object()
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+_LOG = _observe.LOGGER
+_DEBUG = logging.DEBUG
+#: Decisions after which a delay is planned (the one the per-response record reports).
+_DELAYED = frozenset({Action.POLL, Action.RETRY})
 
 
 class PipelineSettings(Protocol):
@@ -131,7 +139,8 @@ class Wait(NamedTuple):
 
     ``cancel`` is the driver's cancellation handle (a ``threading.Event`` or an
     ``asyncio.Event``); ``limiter`` an async context manager bounding requests in flight
-    (``async_wait_all``'s semaphore), None elsewhere.
+    (``async_wait_all``'s semaphore), None elsewhere; ``span`` the wait's OpenTelemetry
+    span while tracing is enabled (see ``_observe.py``), else None.
     """
 
     interval: Interval
@@ -139,6 +148,7 @@ class Wait(NamedTuple):
     limit: float
     cancel: Any
     limiter: Any = None
+    span: Any = None
 
 
 #: Single requests (``update_status``, ``send_start``): no interval, deadline or handle.
@@ -215,6 +225,9 @@ class OperationBase(Generic[T]):
     token_kind: ClassVar[str | None] = None
     #: Whether hooks may be coroutines (the async driver awaits them).
     _awaits_hooks: ClassVar[bool] = False
+    #: The span of the request in flight, while tracing is enabled (an instance attribute
+    #: only then: a class default costs an operation nothing).
+    _span: Any = None
 
     def __init__(self, pipeline: PipelineSettings, core: OperationCore, response: Any) -> None:
         self._settings = pipeline
@@ -772,6 +785,8 @@ class OperationBase(Generic[T]):
 
     def _notify(self, decision: Decision, raw: Any) -> None:
         self._decision = decision
+        if _observe.tracer is not None or _LOG.isEnabledFor(_DEBUG):
+            self._observe(decision, raw)
         if self._hooks is not None and len(self._hooks):
             change = (
                 StateChange(self, decision.previous, decision.state) if decision.changed else None
@@ -780,6 +795,27 @@ class OperationBase(Generic[T]):
                 self, decision.state, decision.status, self._core.attempt, self._last_delay, raw
             )
             self._hooks.notify(poll, change, self._awaitables)
+
+    def _observe(self, decision: Decision, raw: Any) -> None:
+        """Log a processed response at DEBUG and record it on its request's span."""
+        core = self._core
+        delay = self._last_delay if decision.action in _DELAYED else None
+        http_status = getattr(raw, "status_code", None)
+        if _LOG.isEnabledFor(_DEBUG):
+            kind = core.kind or type(self).kind()
+            _observe.log_response(
+                core.operation_id,
+                kind,
+                core.attempt,
+                decision,
+                delay=delay,
+                http_status=http_status,
+            )
+        span = self._span
+        if span is not None:
+            _observe.span_response(
+                span, core.attempt, decision, delay=delay, http_status=http_status
+            )
 
     def _poll_update(self) -> PollUpdate:
         """What ``poll_iter`` yields for the last processed response."""
@@ -818,6 +854,57 @@ class OperationBase(Generic[T]):
         self._steps += 1
         if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
             self._failure = (self._steps, error)
+
+    # -- tracing (only while _observe.tracer is set) --------------------------------------
+
+    def _traced_wait(self, wait: Wait) -> Wait:
+        """``wait`` with a span of its own (drivers end it with :meth:`_wait_ended`)."""
+        core = self._core
+        timeout = wait.limit if wait.deadline is not None else None
+        kind = core.kind or type(self).kind()
+        span = _observe.wait_span(core.operation_id, kind, core.state.value, timeout)
+        return wait._replace(span=span)
+
+    def _wait_ended(self, wait: Wait, error: BaseException | None) -> None:
+        """End the span of a wait that returned (``error`` None) or raised ``error``."""
+        _observe.end_wait_span(wait.span, self._core.state.value, self._core.attempt, error)
+
+    def _request_span(self, name: str, wait: Wait) -> Any:
+        core = self._core
+        method = core.method if name == "lrokit.start" else "GET"
+        kind = core.kind or type(self).kind()
+        span = self._span = _observe.request_span(name, core.operation_id, kind, method, wait.span)
+        return span
+
+    def _traced(self, request: Callable[[Wait], R], name: str, wait: Wait) -> R:
+        """Run a driver's request-making ``request`` (``_poll_once``, ``_send_start``, which
+        call this when tracing is on and no span is open) inside a span of its own."""
+        span = self._request_span(name, wait)
+        try:
+            with _observe.use_span(span):
+                outcome = request(wait)
+        except BaseException as error:
+            _observe.end_request_span(span, error)
+            raise
+        finally:
+            self._span = None
+        # A poll without an answer returns its PollTransportError instead of raising it.
+        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        return outcome
+
+    async def _atraced(self, request: Callable[[Wait], Awaitable[R]], name: str, wait: Wait) -> R:
+        """:meth:`_traced` for the async driver."""
+        span = self._request_span(name, wait)
+        try:
+            with _observe.use_span(span):
+                outcome = await request(wait)
+        except BaseException as error:
+            _observe.end_request_span(span, error)
+            raise
+        finally:
+            self._span = None
+        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        return outcome
 
     # -- manual driving ------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 from typing_extensions import Self
 
+from . import _observe
 from ._base import (
     NO_BODY,
     NO_WAIT,
@@ -201,6 +202,8 @@ class Operation(OperationBase[T]):
             self._turn.release()
 
     def _send_start(self, wait: Wait) -> requests.Response:
+        if _observe.tracer is not None and self._span is None:
+            return self._traced(self._send_start, "lrokit.start", wait)
         request = self._start_request
         if request is None or self._core.next_action is not None:
             raise LroError("this operation has no start request left to send")
@@ -432,8 +435,17 @@ class Operation(OperationBase[T]):
         hook's error) ends this one too; a deadline or ``cancel`` is each waiter's own.
         """
         wait = self._new_wait(polling_interval, timeout, cancel)
-        while self._step(wait, False):
-            pass
+        if _observe.tracer is not None:
+            wait = self._traced_wait(wait)
+        try:
+            while self._step(wait, False):
+                pass
+        except BaseException as error:
+            if wait.span is not None:
+                self._wait_ended(wait, error)
+            raise
+        if wait.span is not None:
+            self._wait_ended(wait, None)
         return self
 
     def poll_iter(
@@ -452,11 +464,20 @@ class Operation(OperationBase[T]):
         Arguments and errors are those of :meth:`wait_for_completion`.
         """
         wait = self._new_wait(polling_interval, timeout, cancel)
-        while True:
-            update = self._step(wait, True)
-            if not isinstance(update, PollUpdate):
-                return
-            yield update
+        if _observe.tracer is not None:
+            wait = self._traced_wait(wait)
+        try:
+            while True:
+                update = self._step(wait, True)
+                if not isinstance(update, PollUpdate):
+                    break
+                yield update
+        except BaseException as error:
+            if wait.span is not None:
+                self._wait_ended(wait, error)
+            raise
+        if wait.span is not None:
+            self._wait_ended(wait, None)
 
     def _step(self, wait: Wait, report: bool) -> PollUpdate | bool:
         """One step of a wait: send the start request, or sleep and poll once.
@@ -518,6 +539,8 @@ class Operation(OperationBase[T]):
                 raise failure
 
     def _poll_once(self, wait: Wait) -> requests.Response | PollTransportError:
+        if _observe.tracer is not None and self._span is None:
+            return self._traced(self._poll_once, "lrokit.poll", wait)
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline
