@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -754,3 +756,60 @@ def test_exit_codes_are_distinct():
     values = [code.value for code in ExitCode]
     assert len(set(values)) == len(values)
     assert values[:3] == [0, 1, 2]  # success, failure and usage errors as usual
+
+
+# -- the documentation's examples ------------------------------------------------------------
+
+CLI_PAGE = Path(__file__).parent.parent / "docs" / "cli.md"
+_SHELL_BLOCK = re.compile(r"^```shell\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("bash") and shutil.which("curl")), reason="needs bash and curl"
+)
+def test_every_shell_example_of_the_cli_page_runs(tmp_path):
+    blocks = _SHELL_BLOCK.findall(CLI_PAGE.read_text(encoding="utf-8"))
+    assert len(blocks) >= 8
+    # `lrokit` is this interpreter's lrokit, whatever is installed elsewhere on PATH.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "lrokit"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m lrokit "$@"\n')
+    wrapper.chmod(0o755)
+    work = tmp_path / "session"
+    work.mkdir()
+    # One session, as a reader would type it; operations complete on their first poll, so
+    # nothing sleeps.
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    with DemoService(polls_to_complete=1, retry_after=0.01) as service:
+        env = {
+            **os.environ,
+            "ENDPOINT": service.endpoint,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        finished = subprocess.run(
+            ["bash", "-c", script],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        seen = service.requests
+        names = sorted(record.name for record in service.operations())
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "Traceback" not in finished.stderr
+    # What the page says happens, happened.
+    assert names == sorted(
+        ["fail-store", "my-store", "saved-store", "signed-store", "with-headers"]
+    )
+    assert json.loads((work / "store.json").read_text())["name"] == "signed-store"
+    assert json.loads((work / "again.json").read_text())["name"] == "saved-store"
+    assert json.loads((work / "outcome.json").read_text())["status"] == "Failed"
+    assert "exit status 1\n" in finished.stdout
+    assert "exit status 6\n" in finished.stdout
+    assert json.loads((work / "fields.json").read_text())["signature"]["status"] == "unsigned"
+    assert re.search(r"^signature: +signed-valid \(key id k1\)$", finished.stdout, re.MULTILINE)
+    assert any(r.headers.get("x-ms-client-request-id") == "docs-42" for r in seen)

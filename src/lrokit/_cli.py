@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_service_commands(commands: Any) -> None:
     """The commands for real services: ``poll``, ``resume`` and ``token inspect``."""
-    raw = argparse.RawDescriptionHelpFormatter
+    raw = _EpilogAsWritten
 
     poll = commands.add_parser(
         "poll",
@@ -334,9 +334,11 @@ def _add_service_commands(commands: Any) -> None:
             "original-uri",
         ],
         default=None,
-        help="where the final JSON is read: the --location URL, the monitor's own result "
-        "(operation-location, azure-async-operation), or the --original-uri "
-        "(default: resourceLocation, else --location, else the monitor's result)",
+        metavar="VIA",
+        help="where the final JSON is read: 'location' (the --location URL), "
+        "'operation-location' or 'azure-async-operation' (the monitor's own result), "
+        "'original-uri' (the --original-uri URL); default: the monitor's resourceLocation, "
+        "else --location, else the monitor's result",
     )
     poll.add_argument(
         "--location",
@@ -406,8 +408,18 @@ def _add_service_commands(commands: Any) -> None:
         "token", metavar="TOKEN", help="the token, '-' to read it from stdin, or @FILE"
     )
     inspect.add_argument("--json", action="store_true", help="print JSON")
-    _add_key_options(inspect, "verify the signature with")
+    _add_key_options(inspect, "verify the signature with", signs=False)
     inspect.set_defaults(handler=_run_token_inspect, command_parser=inspect)
+
+
+class _EpilogAsWritten(argparse.HelpFormatter):
+    """Wraps a one-paragraph description, keeps text with line breaks (the epilogs' example
+    and exit-status tables) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def _add_request_options(command: argparse.ArgumentParser) -> None:
@@ -455,7 +467,7 @@ def _add_wait_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--quiet", "-q", action="store_true", help="no progress display on stderr")
 
 
-def _add_key_options(command: argparse.ArgumentParser, purpose: str) -> None:
+def _add_key_options(command: argparse.ArgumentParser, purpose: str, *, signs: bool = True) -> None:
     command.add_argument(
         "--signing-key-file",
         metavar="PATH",
@@ -467,7 +479,8 @@ def _add_key_options(command: argparse.ArgumentParser, purpose: str) -> None:
         "--key-id",
         metavar="ID",
         default=None,
-        help="the key's id (default: the id the token names; 'default' for new tokens)",
+        help="the key's id (default: the id the token names"
+        + ("; 'default' for new tokens)" if signs else ")"),
     )
 
 
