@@ -420,3 +420,32 @@ def test_a_clock_is_not_needed_for_an_empty_wait() -> None:
         return await async_wait_all([])
 
     assert asyncio.run(empty()) == WaitResult([], [])
+
+
+@pytest.mark.anyio
+async def test_the_limiter_is_first_come_first_served_and_survives_cancellation() -> None:
+    from lrokit._async import Limiter
+
+    limiter = Limiter(1)
+    assert limiter.try_take()
+    assert not limiter.try_take()
+    order: list[str] = []
+
+    async def queued(name: str) -> None:
+        await limiter.take()
+        order.append(name)
+        limiter.give()
+
+    first = asyncio.ensure_future(queued("first"))
+    dropped = asyncio.ensure_future(queued("dropped"))
+    last = asyncio.ensure_future(queued("last"))
+    await asyncio.sleep(0)
+    dropped.cancel()
+    await asyncio.sleep(0)
+    limiter.give()
+    await asyncio.gather(first, last)
+    assert order == ["first", "last"]
+    assert dropped.cancelled()
+    assert limiter.try_take()  # every place came back
+    limiter.give()
+    assert limiter.free == 1
