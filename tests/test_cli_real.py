@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,9 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner
+from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
-from lrokit.demo import API_VERSION, DemoService
+from lrokit.demo import API_VERSION, DemoService, FaultPlan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
 FAST = ["--interval", "0.02"]
@@ -284,6 +285,67 @@ def test_poll_in_a_real_process_exits_with_the_outcome(service):
     assert json.loads(finished.stdout)["status"] == "Failed"
     assert finished.stderr.splitlines()[0].startswith("[1] Running")  # plain lines
     assert "\x1b" not in finished.stderr
+
+
+def no_sleep(monkeypatch) -> list[float]:
+    """Make the command's sleeps instant; returns the delays it asked for."""
+    asked: list[float] = []
+
+    def instant(seconds: float, cancel: object) -> bool:
+        asked.append(seconds)
+        return False
+
+    monkeypatch.setattr(_cli_service, "default_sleep", instant)
+    return asked
+
+
+def test_poll_retries_transient_faults_then_exits_5(capsys, monkeypatch):
+    asked = no_sleep(monkeypatch)
+    faults = FaultPlan(unavailable=1.0, retry_after=0.01)
+    with DemoService(polls_to_complete=1, retry_after=0.01, faults=faults) as busy:
+        url = start(busy)
+        code, out, err = run(capsys, "poll", url, *FAST)
+        tries = len(polls(busy))
+
+    assert code == ExitCode.PROTOCOL
+    assert out == ""
+    assert tries == 6  # the first poll and five retries: the default policy's budget
+    lines = err.splitlines()
+    assert lines[0].startswith("[1] Running, HTTP 503, retry 1 of 5, next poll in ")
+    assert "(back-off)" in lines[0]
+    assert "6 transient faults in a row" in err
+    assert "lrokit resume " in err  # worth resuming once the service recovers
+    assert len(asked) == 5
+
+
+def test_poll_of_a_service_that_does_not_answer_exits_5(capsys, monkeypatch):
+    no_sleep(monkeypatch)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/operations/1?api-version={API_VERSION}"
+
+    code, out, err = run(capsys, "poll", url, *FAST)
+
+    assert code == ExitCode.PROTOCOL
+    assert out == ""
+    assert "[1] Running, no answer, retry 1 of 5" in err
+    assert "no answer" in err.splitlines()[-3]
+
+
+def test_ctrl_c_exits_130_with_a_resume_command(slow_service, capsys, monkeypatch):
+    def interrupted(seconds: float, cancel: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_service, "default_sleep", interrupted)
+
+    code, out, err = run(capsys, "poll", start(slow_service), *FAST)
+
+    assert code == ExitCode.INTERRUPTED == 130
+    assert out == ""
+    assert "lrokit: interrupted (state Running)" in err
+    assert re.search(r"lrokit resume \S+ --endpoint \S+ --wait", err)
+    assert len(polls(slow_service)) == 1  # the first poll, then Ctrl-C during the sleep
 
 
 # -- resume ----------------------------------------------------------------------------------

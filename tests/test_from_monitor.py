@@ -8,6 +8,7 @@ final-state-via. HTTP goes through ``responses``, time through the fake clock.
 from __future__ import annotations
 
 import pytest
+import requests
 import responses
 
 from lrokit import (
@@ -161,3 +162,28 @@ def test_hooks_see_the_transitions_after_construction(pipeline, rsps):
     operation.wait_for_completion()
 
     assert changes == [(S.RUNNING, S.SUCCEEDED)]
+
+
+@pytest.mark.parametrize("how", ["from_monitor", "rehydrate"])
+def test_poll_iter_reports_a_first_poll_without_an_answer(pipeline, rsps, clock, how):
+    # No response has been processed yet by such an operation: the fault is still an update.
+    rsps.add(responses.GET, MONITOR, body=requests.ConnectionError("refused"))
+    answer_monitor(rsps, {"status": "Succeeded", "result": 1})
+    operation = Operation.from_monitor(pipeline, MONITOR)
+    if how == "rehydrate":
+        operation = Operation.rehydrate(pipeline, operation.rehydration_token)
+
+    updates = list(operation.poll_iter())
+
+    fault, done = updates
+    assert (fault.state, fault.raw_status, fault.status, fault.attempt) == (
+        S.RUNNING,
+        None,
+        None,
+        0,
+    )
+    assert fault.next_delay is not None
+    assert fault.next_delay.seconds == 0.5  # the retry back-off
+    assert (done.state, done.raw_status) == (S.SUCCEEDED, "Succeeded")
+    assert operation.value == 1
+    assert clock.sleeps == [1.0, 0.5]

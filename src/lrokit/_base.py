@@ -600,6 +600,7 @@ class OperationBase(Generic[T]):
         except RetriesExhaustedError as exhausted:
             raise exhausted from error
         self._back_off(None)
+        self._decision = None  # no answer: poll_iter reports a fault without a status
         limit = self._settings.polling.max_retries
         failure = PollTransportError(
             f"the request got no answer ({type(error).__name__}: {error}); transient fault"
@@ -820,7 +821,9 @@ class OperationBase(Generic[T]):
     def _poll_update(self) -> PollUpdate:
         """What ``poll_iter`` yields for the last processed response."""
         decision = self._decision
-        assert decision is not None
+        if decision is None:  # the last request got no answer (or none was made yet)
+            core = self._core
+            return PollUpdate(core.state, None, None, self._last_delay, core.attempt)
         status = decision.status
         if status is None:
             raw_status = percent = None
