@@ -1,54 +1,29 @@
 """Shared fixtures of the unit suite: a fake clock and sleep, a pipeline, mocked HTTP.
 
 No unit test opens a socket or really sleeps: HTTP goes through ``responses`` and every wait
-goes through :class:`FakeClock`, which records the delays it was asked for and advances
-its own time instead.
+goes through lrokit's public :class:`lrokit.testing.FakeClock`, which records the delays it
+was asked for and advances its own time instead.
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
 
 import pytest
 import responses
 
 from lrokit import Pipeline, PollingPolicy
+from lrokit.testing import FakeClock
 
 ENDPOINT = "https://svc.example.com/"
 
 
-class FakeClock:
-    """A monotonic clock and a :data:`lrokit._pipeline.Sleeper` that share one fake time.
-
-    ``sleeps`` records every requested delay. ``cancel_after`` sets the given event once
-    that many sleeps have happened (to cancel a wait from "another thread" deterministically).
-    """
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self.cancel_after: tuple[int, threading.Event] | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float, cancel: threading.Event | None) -> bool:
-        assert seconds >= 0, "a negative sleep means a broken delay computation"
-        if cancel is not None and cancel.is_set():
-            return True
-        self.sleeps.append(seconds)
-        self.now += seconds
-        if self.cancel_after is not None and len(self.sleeps) >= self.cancel_after[0]:
-            self.cancel_after[1].set()
-            return True
-        return False
+# lrokit's own suite uses its pytest plugin (lrokit.testing.pytest_plugin, loaded by its
+# entry point): the short fixture names below are the plugin's, set to this suite's values.
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    """A fresh fake clock per test."""
-    return FakeClock()
+def lrokit_endpoint() -> str:
+    """The suite's service endpoint (overrides the plugin's)."""
+    return ENDPOINT
 
 
 @pytest.fixture
@@ -58,14 +33,24 @@ def policy() -> PollingPolicy:
 
 
 @pytest.fixture
-def pipeline(clock: FakeClock, policy: PollingPolicy) -> Iterator[Pipeline]:
-    """A pipeline on the fake clock; its session is closed afterwards."""
-    with Pipeline(ENDPOINT, polling=policy, clock=clock, sleep=clock.sleep) as p:
-        yield p
+def lrokit_policy(policy: PollingPolicy) -> PollingPolicy:
+    """The plugin's pipeline uses ``policy`` (which test modules may override)."""
+    return policy
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
+def clock(lrokit_clock: FakeClock) -> FakeClock:
+    """A fresh fake clock per test."""
+    return lrokit_clock
+
+
+@pytest.fixture
+def pipeline(lrokit_pipeline: Pipeline) -> Pipeline:
+    """A pipeline on the fake clock; its session is closed after the test."""
+    return lrokit_pipeline
+
+
+@pytest.fixture
+def rsps(lrokit_responses: responses.RequestsMock) -> responses.RequestsMock:
     """Mocked HTTP for ``requests``; an unexpected request fails with ConnectionError."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+    return lrokit_responses

@@ -36,6 +36,7 @@ from lrokit import (
     WaitCancelledError,
     WaitTimeoutError,
 )
+from lrokit.testing import LroScript
 
 S = OperationState
 HOST = "https://svc.example.com"
@@ -80,6 +81,20 @@ def monitor(rsps: responses.RequestsMock, *statuses: str | int, **kw: Any) -> No
             if status in ("Failed", "Canceled"):
                 body["error"] = {"code": "Quota", "message": "out of quota"}
             rsps.get(MONITOR, json=body, **kw)
+
+
+RESULT = {"id": "vs1", "name": "docs"}
+QUOTA = ServiceError("Quota", "out of quota")
+
+
+def scripted_job(rsps: responses.RequestsMock, pipeline: Pipeline, *statuses: str | int) -> Any:
+    """``start_job`` then ``monitor(rsps, *statuses)``, as one lrokit.testing script: the
+    monitor at ``/ops/1``, RESULT with Succeeded, QUOTA with Failed and Canceled."""
+    script = LroScript.status_monitor(
+        JOBS, statuses, monitor_url="/ops/1", result=RESULT, error=QUOTA
+    )
+    script.register(rsps)
+    return Operation.start(pipeline, "POST", "jobs", params={"api-version": "1"})
 
 
 def calls_to(rsps: responses.RequestsMock, url: str) -> int:
@@ -142,8 +157,7 @@ def test_from_response_builds_the_core_from_the_request(rsps, pipeline) -> None:
 
 
 def test_update_status_makes_exactly_one_request_per_call(rsps, pipeline, clock) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, "Running", "Running", "Succeeded")
+    operation = scripted_job(rsps, pipeline, "Running", "Running", "Succeeded")
     for expected_calls, state in ((2, S.RUNNING), (3, S.RUNNING), (4, S.SUCCEEDED)):
         response = operation.update_status()
         assert len(rsps.calls) == expected_calls
@@ -193,8 +207,7 @@ def test_get_raw_response_is_the_last_response(rsps, pipeline) -> None:
     [(2, 2.0), (0.5, 0.5), (timedelta(seconds=3), 3.0), (timedelta(milliseconds=250), 0.25)],
 )
 def test_wait_accepts_seconds_and_timedelta(rsps, pipeline, clock, interval, expected) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, "Running", "Running", "Succeeded")
+    operation = scripted_job(rsps, pipeline, "Running", "Running", "Succeeded")
     assert operation.wait_for_completion(polling_interval=interval) is operation
     assert clock.sleeps == [expected] * 3
     assert calls_to(rsps, MONITOR) == 3
@@ -202,8 +215,7 @@ def test_wait_accepts_seconds_and_timedelta(rsps, pipeline, clock, interval, exp
 
 
 def test_wait_uses_the_policy_interval_by_default(rsps, pipeline, clock) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, "Running", "Succeeded")
+    operation = scripted_job(rsps, pipeline, "Running", "Succeeded")
     operation.wait_for_completion()
     assert clock.sleeps == [1.0, 1.0]
 
@@ -228,9 +240,13 @@ def test_retry_after_is_capped_by_the_policy(rsps, clock) -> None:
 
 
 def test_final_get_is_not_delayed(rsps, pipeline, clock) -> None:
-    rsps.put(ITEM, status=202, headers={"Operation-Location": MONITOR})
-    monitor(rsps, "Running", "Succeeded")
-    rsps.get(ITEM, json={"id": "vs1", "name": "n"})
+    LroScript.status_monitor(
+        ITEM,
+        ["Running", "Succeeded"],
+        method="PUT",
+        monitor_url=MONITOR,
+        result=VectorStore("vs1", "n"),
+    ).register(rsps)
     operation = CreateVectorStoreOperation.start(pipeline, "PUT", ITEM)
     operation.wait_for_completion(polling_interval=2)
     assert clock.sleeps == [2.0, 2.0]  # two polls, then the final GET at once
@@ -256,8 +272,7 @@ def test_value_before_completion(rsps, pipeline) -> None:
 def test_value_after_failure_raises_the_typed_error(
     rsps, pipeline, word, error_type, state
 ) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, "Running", word)
+    operation = scripted_job(rsps, pipeline, "Running", word)
     operation.wait_for_completion()  # an outcome does not raise here
     assert operation.state is state
     with pytest.raises(error_type) as info:
@@ -418,8 +433,7 @@ def test_cancel_before_waiting(rsps, pipeline, clock) -> None:
 
 
 def test_cancel_during_the_wait_leaves_the_operation_resumable(rsps, pipeline, clock) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, "Running", "Running", "Succeeded")
+    operation = scripted_job(rsps, pipeline, "Running", "Running", "Succeeded")
     cancel = threading.Event()
     clock.cancel_after = (2, cancel)  # the second sleep is interrupted
     with pytest.raises(WaitCancelledError):
@@ -444,8 +458,7 @@ def test_cancel_during_the_final_sleep_before_the_deadline(rsps, pipeline, clock
 
 
 def test_transient_503s_are_retried_with_backoff(rsps, pipeline, clock) -> None:
-    operation = start_job(rsps, pipeline)
-    monitor(rsps, 503, 503, "Succeeded")
+    operation = scripted_job(rsps, pipeline, 503, 503, "Succeeded")
     operation.wait_for_completion()
     assert clock.sleeps == [1.0, 0.5, 1.0]  # interval, then backoff 0.5 and 1.0
     assert operation.state is S.SUCCEEDED

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from async_helpers import AsyncFakeClock
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -20,6 +19,7 @@ from opentelemetry.trace import StatusCode
 
 import lrokit
 from lrokit import AsyncOperation, AsyncPipeline, ResponseView, async_wait_all
+from lrokit.testing import AsyncFakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 import pytest
 import responses
-from async_helpers import AsyncFakeClock, MockHttp
+from async_helpers import MockHttp
 
 from lrokit import (
     AsyncOperation,
@@ -43,6 +43,7 @@ from lrokit import (
     WaitTimeoutError,
 )
 from lrokit._async_pipeline import default_async_sleep, with_params
+from lrokit.testing import AsyncFakeClock, LroScript, Poll
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +87,15 @@ def monitor(http: MockHttp, *answers: str | int) -> None:
 async def start_job(http: MockHttp, pipeline: AsyncPipeline, cls: Any = AsyncOperation) -> Any:
     http.add("POST", JOBS, status=202, headers={"Operation-Location": "/ops/1"})
     return await cls.start(pipeline, "POST", "jobs", params={"api-version": "1"})
+
+
+async def scripted_job(serve: Any, *statuses: str | int) -> Any:
+    """``start_job`` then ``monitor(http, *statuses)``, as one lrokit.testing script served
+    by its own pipeline (the ``serve`` fixture)."""
+    script = LroScript.status_monitor(
+        JOBS, statuses, monitor_url="/ops/1", result={"id": "vs1", "name": "docs"}
+    )
+    return await AsyncOperation.start(serve(script), "POST", "jobs", params={"api-version": "1"})
 
 
 # -- single requests ------------------------------------------------------------------------
@@ -234,9 +244,8 @@ async def test_signed_tokens_and_not_started_tokens_cross_sides(http, clock) -> 
 # -- hooks ---------------------------------------------------------------------------------------
 
 
-async def test_coroutine_hooks_are_awaited_after_the_transition_in_order(http, pipeline) -> None:
-    operation = await start_job(http, pipeline)
-    monitor(http, "Running", "Succeeded")
+async def test_coroutine_hooks_are_awaited_after_the_transition_in_order(serve) -> None:
+    operation = await scripted_job(serve, "Running", "Succeeded")
     seen: list[str] = []
 
     async def on_poll(event: PollEvent[Any]) -> None:
@@ -263,9 +272,8 @@ async def test_coroutine_hooks_are_awaited_after_the_transition_in_order(http, p
     ]
 
 
-async def test_errors_of_plain_and_coroutine_hooks_are_one_hook_error(http, pipeline) -> None:
-    operation = await start_job(http, pipeline)
-    monitor(http, "Succeeded")
+async def test_errors_of_plain_and_coroutine_hooks_are_one_hook_error(serve) -> None:
+    operation = await scripted_job(serve, "Succeeded")
 
     def plain(change: Any) -> None:
         raise RuntimeError("plain")
@@ -324,13 +332,18 @@ def test_the_sync_driver_refuses_coroutine_hooks(recwarn) -> None:
 # -- poll_iter --------------------------------------------------------------------------------
 
 
-async def test_poll_iter_yields_each_status_until_terminal(http, pipeline, clock) -> None:
-    http.add("POST", JOBS, status=202, headers={"Operation-Location": MONITOR})
-    operation = AsyncOperation.prepare(pipeline, "POST", JOBS)
-    http.add("GET", MONITOR, json={"status": "InProgress", "percentComplete": 10})
-    http.add("GET", MONITOR, status=503, headers={"Retry-After": "3"})
-    http.add("GET", MONITOR, json={"status": "InProgress", "percentComplete": 80})
-    monitor(http, "Succeeded")
+async def test_poll_iter_yields_each_status_until_terminal(serve, clock) -> None:
+    script = LroScript.status_monitor(
+        JOBS,
+        [
+            Poll("InProgress", percent_complete=10),
+            Poll(503, retry_after=3),
+            Poll("InProgress", percent_complete=80),
+            "Succeeded",
+        ],
+        monitor_url=MONITOR,
+    )
+    operation = AsyncOperation.prepare(serve(script), "POST", JOBS)
     updates = [u async for u in operation.poll_iter(2)]
     assert all(isinstance(u, PollUpdate) for u in updates)
     assert [(u.state, u.raw_status, u.percent_complete) for u in updates] == [
@@ -495,9 +508,8 @@ async def test_a_real_event_interrupts_a_real_sleep_promptly(http) -> None:
     assert await default_async_sleep(5, done) is True
 
 
-async def test_timeout_error_carries_the_last_status(http, pipeline, clock) -> None:
-    operation = await start_job(http, pipeline)
-    monitor(http, "Running")
+async def test_timeout_error_carries_the_last_status(serve, clock) -> None:
+    operation = await scripted_job(serve, "Running")
     with pytest.raises(WaitTimeoutError) as info:
         await operation.wait_for_completion(polling_interval=2, timeout=3)
     assert info.value.status is not None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import responses
-from async_helpers import AsyncFakeClock, MockHttp
+from async_helpers import MockHttp
 
 from lrokit import (
     AsyncOperation,
@@ -30,6 +30,7 @@ from lrokit import (
     async_wait_all,
     wait_all,
 )
+from lrokit.testing import AsyncFakeClock
 
 S = OperationState
 HOST = "https://svc.example.com"

@@ -11,7 +11,6 @@ The rows are the scenarios of ``test_sync_unit.py``, ``test_waiting.py`` and
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ import httpx
 import pytest
 import requests
 import responses
-from async_helpers import Answer, AsyncFakeClock, MockHttp
+from async_helpers import Answer, MockHttp
 
 from lrokit import (
     AsyncOperation,
@@ -37,6 +36,7 @@ from lrokit import (
     StartRejectedError,
     WaitTimeoutError,
 )
+from lrokit.testing import AsyncFakeClock, FakeClock
 
 S = OperationState
 HOST = "https://svc.example.com"
@@ -418,22 +418,6 @@ class Outcome:
     raises: str | None = None
 
 
-class SyncClock:
-    """The sync suite's fake clock, for the sync side of the table."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float, cancel: threading.Event | None) -> bool:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        return False
-
-
 def error_name(error: Exception) -> str:
     if isinstance(error, (requests.RequestException, httpx.TransportError)):
         return "transport"
@@ -450,7 +434,7 @@ def finish(outcome: Outcome, operation: Any) -> None:
 
 
 def run_sync(case: Case) -> Outcome:
-    clock = SyncClock()
+    clock = FakeClock()
     with (
         responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
         Pipeline(HOST, polling=POLICY, clock=clock, sleep=clock.sleep) as pipeline,
