@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,3 +361,9 @@ def test_enable_tracing_without_opentelemetry_says_what_to_install(monkeypatch) 
     with pytest.raises(ImportError, match=r"lrokit\[otel\]"):
         lrokit.enable_tracing()
     assert not _observe.tracing_enabled()
+
+
+def test_the_docs_list_every_record_field_and_span_attribute() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "observability.md").read_text()
+    for name in (*_observe.RECORD_FIELDS, *_observe.SPAN_ATTRIBUTES):
+        assert f"| `{name}` |" in page, name

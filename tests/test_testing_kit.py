@@ -436,6 +436,22 @@ def test_the_last_answer_repeats_and_urls_match_as_a_service_would() -> None:
     assert script.unserved() == []
 
 
+def test_a_script_that_never_ends_fails_the_wait_instead_of_looping() -> None:
+    def build() -> LroScript:
+        script = LroScript.status_monitor(STORES, ["Running", "Running"])
+        script.repeat_limit = 3
+        return script
+
+    sync_script = build()
+    with pytest.raises(AssertionError, match=r"requested 6 times, more than 2 scripted answers"):
+        run_sync(sync_script, Operation, "POST", STORES)
+    assert len(sync_script.requests) == 1 + 6
+    async_script = build()
+    with pytest.raises(AssertionError, match="or wait with a timeout"):
+        run_async(async_script, AsyncOperation, "POST", STORES)
+    assert len(async_script.requests) == 1 + 6
+
+
 def test_register_uses_responses_default_mock_when_given_none() -> None:
     script = LroScript.status_monitor(STORES, ["Succeeded"], result=5)
 

@@ -129,7 +129,9 @@ class LroScript:
     :meth:`transport` (``httpx``, for :class:`~lrokit.AsyncOperation`). Each status in the
     list is the answer to one status request, in order; the last answer is repeated if the
     operation asks again (as a service would repeat a final status). Every request the script
-    answers is recorded in :attr:`requests`.
+    answers is recorded in :attr:`requests`. A status request beyond the last answer and
+    :attr:`repeat_limit` repeats of it raises ``AssertionError``, which ends the wait: with a
+    fake clock, an operation that never completes would otherwise poll for ever.
 
     Attributes:
         method: the start request's method.
@@ -137,7 +139,11 @@ class LroScript:
         polling_url: the URL the status requests go to (with the start's api-version).
         final_url: the URL of the final GET, or None when the value comes with a status.
         requests: every request answered, in order.
+        repeat_limit: how often the last answer to a URL is repeated (100; set it on the
+            script to change it).
     """
+
+    repeat_limit: int = 100
 
     def __init__(
         self,
@@ -330,7 +336,12 @@ class LroScript:
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes] | None:
         """Record the request and return its scripted answer (status, headers, body), or
-        None when this script has no answer for ``method url`` (nothing is recorded)."""
+        None when this script has no answer for ``method url`` (nothing is recorded).
+
+        Raises:
+            AssertionError: the last answer of ``method url`` was already repeated
+                :attr:`repeat_limit` times (a wait that would never end, on a fake clock).
+        """
         route = self._routes.get(_key(method, url))
         if route is None:
             return None
@@ -340,7 +351,15 @@ class LroScript:
                     method.upper(), url, {k.lower(): v for k, v in headers.items()}, body
                 )
             )
-            answer = route.answers[min(route.served, len(route.answers) - 1)]
+            last = len(route.answers) - 1
+            if route.served - last > self.repeat_limit:
+                raise AssertionError(
+                    f"{method} {url} was requested {route.served + 1} times, more than"
+                    f" {last + 1} scripted answers and {self.repeat_limit} repeats of the"
+                    f" last ({route.answers[-1].what}): end the statuses with a final one,"
+                    " or wait with a timeout"
+                )
+            answer = route.answers[min(route.served, last)]
             route.served += 1
         return answer.status, dict(answer.headers), answer.body
 
