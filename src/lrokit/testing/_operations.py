@@ -121,8 +121,8 @@ def completed_operation(
         pipeline: the pipeline (or an SDK client holding one) the operation belongs to;
             one that sends nothing when None.
         raw_status: the status word the service reported.
-        method, url: the start request the operation stands for (``url`` relative to the
-            pipeline's endpoint).
+        method: the method of the start request the operation stands for.
+        url: the URL of that start request, relative to the pipeline's endpoint.
 
     Raises:
         TypeError: both ``value`` and ``payload`` were given, or ``value`` cannot be
@@ -167,7 +167,10 @@ def failed_operation(
         cls: the operation class.
         error: the service's error: a :class:`~lrokit.ServiceError`, its JSON (``{"code":
             ..., "message": ...}``) or a message; a generic one when None.
-        pipeline, raw_status, method, url: as for :func:`completed_operation`.
+        pipeline: as for :func:`completed_operation`.
+        raw_status: as for :func:`completed_operation`.
+        method: as for :func:`completed_operation`.
+        url: as for :func:`completed_operation`.
     """
     update = StatusUpdate(OperationState.FAILED, raw_status, error=_service_error(error, _FAILED))
     return _finished(cls, pipeline, update, None, method=method, url=url)
