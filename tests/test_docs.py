@@ -166,8 +166,9 @@ def test_statechart_check_fails_on_a_copy_that_differs(tmp_path: Path) -> None:
 
 def _site_markdown() -> Any:
     """A Markdown converter with the extensions and settings of ``mkdocs.yml``."""
-    markdown = pytest.importorskip("markdown")
-    yaml = pytest.importorskip("yaml")
+    # Both come with pymdown-extensions, in the test extra.
+    import markdown
+    import yaml
 
     class Loader(yaml.SafeLoader):
         """Reads mkdocs.yml's tags as mkdocs does, for the settings used here."""
