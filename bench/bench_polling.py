@@ -94,8 +94,12 @@ def _response(status: int, headers: dict[str, str], body: object, url: str) -> r
     response = requests.Response()
     response.status_code = status
     response.reason = "Accepted" if status == 202 else "OK"
-    response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **headers})
-    response._content = json.dumps(body, separators=(",", ":")).encode()
+    content = json.dumps(body, separators=(",", ":")).encode()
+    # The headers the loopback server sends too (a real service sends a few more).
+    response.headers = CaseInsensitiveDict(
+        {"Content-Type": "application/json", "Content-Length": str(len(content)), **headers}
+    )
+    response._content = content
     response._content_consumed = True
     response.encoding = "utf-8"
     response.url = url
@@ -172,7 +176,7 @@ class MemorySession:
         self.count += 1
         if self.count >= self.polls:
             return self.answers.done
-        return self.answers.running[self.count]
+        return self.answers.running[min(self.count, 99)]
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, **kwargs)

@@ -72,6 +72,7 @@ __all__ = [
 #: The request header that makes a start request idempotent on services that honour it
 #: (Microsoft REST API guidelines); lrokit sends the operation's own id in it on request.
 OPERATION_ID_HEADER = "Operation-Id"
+_OPERATION_ID_LOWER = OPERATION_ID_HEADER.lower()
 #: Start requests that may be repeated without an ``Operation-Id``: idempotent by HTTP.
 _IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
 _POLLING_ACTIONS = frozenset({Action.POLL, Action.RETRY, Action.FETCH_FINAL})
@@ -87,6 +88,10 @@ _LOG = _observe.LOGGER
 _DEBUG = logging.DEBUG
 #: Decisions after which a delay is planned (the one the per-response record reports).
 _DELAYED = frozenset({Action.POLL, Action.RETRY})
+# Enum members as globals for the per-response path (an Enum class attribute costs ten times
+# as much to read).
+_POLL, _RETRY, _FETCH_FINAL = Action.POLL, Action.RETRY, Action.FETCH_FINAL
+_STRATEGY = DelaySource.STRATEGY
 
 
 class PipelineSettings(Protocol):
@@ -265,11 +270,18 @@ class OperationBase(Generic[T]):
 
     @classmethod
     def _new_core(
-        cls, pipeline: PipelineSettings, method: str, url: str, options: ProtocolOptions | None
+        cls,
+        pipeline: PipelineSettings,
+        method: str,
+        url: str,
+        options: ProtocolOptions | None,
+        *,
+        trusted: bool = False,
     ) -> OperationCore:
+        # trusted: the pipeline built ``url`` from its trusted endpoint (see _endpoint_url).
         return OperationCore(
             method,
-            pipeline.origin_policy.check(url),
+            url if trusted else pipeline.origin_policy.check(url),
             options=options or cls.protocol_options,
             origin_policy=pipeline.origin_policy,
             kind=cls.kind(),
@@ -341,7 +353,7 @@ class OperationBase(Generic[T]):
     ) -> None:
         """Keep the start request of a prepared operation (``idempotent``: add the id)."""
         merged = {**(operation_headers or {}), **(headers or {})}
-        given = any(name.lower() == OPERATION_ID_HEADER.lower() for name in merged)
+        given = bool(merged) and any(name.lower() == _OPERATION_ID_LOWER for name in merged)
         if idempotent and not given:
             merged[OPERATION_ID_HEADER] = self._core.operation_id
         self._start_has_operation_id = idempotent or given
@@ -517,7 +529,7 @@ class OperationBase(Generic[T]):
         reach the deadline, the loop sleeps only until the deadline and then times out, so a
         wait never ends later than its deadline and never polls at it.
         """
-        if self._core.next_action is Action.FETCH_FINAL and self._failures == 0:
+        if self._core.next_action is _FETCH_FINAL and self._failures == 0:
             delay = 0.0
         else:
             delay = self._next_delay(interval).seconds
@@ -537,7 +549,7 @@ class OperationBase(Generic[T]):
             hint is None
             and type(interval) is float
             and last is not None
-            and last.source is DelaySource.STRATEGY
+            and last.source is _STRATEGY
             and last.seconds == interval
         ):
             # A fixed interval without a server hint, within floor and cap last time too:
@@ -772,13 +784,14 @@ class OperationBase(Generic[T]):
     def _after(
         self, decision: Decision, raw: Any, interval: Interval, status_code: int = 0
     ) -> None:
-        if decision.action is Action.RETRY:
+        action = decision.action
+        if action is _RETRY:
             what = "an unreadable body" if 200 <= status_code < 300 else f"HTTP {status_code}"
             self._count_fault(status_code, raw, what)
             self._back_off(decision.retry_after)
         else:
             self._failures = 0
-            if decision.action is Action.POLL:
+            if action is _POLL:
                 self._plan(interval, decision.retry_after)
             else:
                 self._last_delay, self._planned_for = None, _UNSET

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -61,6 +63,8 @@ class BasePipeline:
             raise ValueError(f"endpoint must be an http(s) URL, not {endpoint!r}")
         self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
         self.origin_policy = OriginPolicy(self.endpoint, allowed_origins)
+        # (endpoint, origin policy, whether the policy trusts the endpoint): see _endpoint_url.
+        self._endpoint_trust: tuple[str, OriginPolicy, bool] | None = None
         self.tokens = tokens
         self.headers = dict(headers or {})
         self.request_timeout = request_timeout
@@ -69,10 +73,44 @@ class BasePipeline:
 
     def url(self, path: str) -> str:
         """An absolute URL for ``path`` relative to the endpoint."""
-        return urljoin(self.endpoint, path.lstrip("/"))
+        return self._endpoint_url(path)[0]
+
+    def _endpoint_url(self, path: str) -> tuple[str, bool]:
+        """:meth:`url`, and whether the URL's origin is trusted by construction.
+
+        urljoin costs microseconds; for a plain relative reference (no scheme, no empty,
+        dot or parameter segments, no fragment, whitespace, control characters or
+        backslash) against an endpoint that joins by concatenation, its result is the
+        concatenation. Such a URL has the endpoint's authority and nothing the origin
+        check refuses, so when the endpoint passes the check, the URL does too.
+        """
+        relative = path.lstrip("/")
+        endpoint = self.endpoint
+        if _PLAIN_REFERENCE.fullmatch(relative) and _joins_plainly(endpoint):
+            policy = self.origin_policy
+            known = self._endpoint_trust
+            if known is None or known[0] is not endpoint or known[1] is not policy:
+                known = self._endpoint_trust = (endpoint, policy, policy.trusts(endpoint))
+            return endpoint + relative, known[2]
+        return urljoin(endpoint, relative), False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r})"
+
+
+#: A relative reference that ``urljoin`` appends to a plain base unchanged: segments that are
+#: not empty, do not start with a dot and hold no ``:`` ``;`` ``\\`` or whitespace, then an
+#: optional query that is not empty (urljoin drops an empty one); no fragment.
+_PLAIN_REFERENCE = re.compile(
+    r"(?:(?!\.)[^\x00-\x20\x7f:/?#;\\]+/)*(?:(?!\.)[^\x00-\x20\x7f:/?#;\\]+)?(?:\?[^\x00-\x20\x7f#\\]+)?"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _joins_plainly(endpoint: str) -> bool:
+    """Whether ``urljoin(endpoint, reference)`` is ``endpoint + reference`` for plain
+    references (an endpoint without query, fragment or parameters, ending in ``/``)."""
+    return endpoint.endswith("/") and urljoin(endpoint, "a/b?c") == endpoint + "a/b?c"
 
 
 class Pipeline(BasePipeline):
@@ -135,8 +173,10 @@ class Pipeline(BasePipeline):
         passed the origin policy.
         """
         merged = {**self.headers, **headers} if headers else self.headers
-        kwargs.setdefault("timeout", self.request_timeout)
-        kwargs.setdefault("allow_redirects", False)
+        if "timeout" not in kwargs:
+            kwargs["timeout"] = self.request_timeout
+        if "allow_redirects" not in kwargs:
+            kwargs["allow_redirects"] = False
         return self.session.request(method, url, headers=merged, **kwargs)
 
     def close(self) -> None:
@@ -161,7 +201,16 @@ class SupportsPipeline(Protocol):
 
 
 def view_of(response: requests.Response) -> ResponseView:
-    """The core's view of a ``requests`` response (no copy of headers or body)."""
-    return ResponseView(
-        response.status_code, response.headers, response.content, response.url, response
-    )
+    """The core's view of a ``requests`` response (no copy of the body).
+
+    The headers become a plain dict with lower-case names: the core looks up several
+    headers per response, most of them absent, and a miss in ``requests``' case-insensitive
+    mapping costs a raised and caught ``KeyError`` (a dict lookup is 20 times cheaper).
+    """
+    headers: Any = response.headers
+    store = getattr(headers, "_store", None)  # CaseInsensitiveDict: lower name -> (name, value)
+    if isinstance(store, dict):
+        headers = {name: pair[1] for name, pair in store.items()}
+    elif hasattr(headers, "lower_items"):
+        headers = dict(headers.lower_items())
+    return ResponseView(response.status_code, headers, response.content, response.url, response)

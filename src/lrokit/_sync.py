@@ -111,10 +111,11 @@ class Operation(OperationBase[T]):
             UntrustedOriginError: ``url`` is outside the trusted origins.
         """
         pipeline = client.pipeline
-        absolute = pipeline.url(url)
+        absolute, trusted = pipeline._endpoint_url(url)
         if params:
             absolute = requests.Request(method, absolute, params=params).prepare().url or absolute
-        core = cls._new_core(pipeline, method, absolute, options)
+            trusted = False
+        core = cls._new_core(pipeline, method, absolute, options, trusted=trusted)
         operation = cls(pipeline, core, headers=operation_headers)
         operation._plan_start(
             method,
@@ -370,9 +371,9 @@ class Operation(OperationBase[T]):
 
         Returns:
             The response, including a transient one (HTTP 408/429/5xx, or a 2xx answer
-            whose body is not JSON) after which the state is unchanged and
-            :attr:`last_delay` says how long to back off; None only when the operation
-            needs no more requests.
+                whose body is not JSON) after which the state is unchanged and
+                :attr:`last_delay` says how long to back off; None only when the operation
+                needs no more requests.
 
         Raises:
             PollTransportError: the request got no answer (connection error, timeout); the
@@ -492,7 +493,11 @@ class Operation(OperationBase[T]):
             if self._start_request is None:
                 if self._core.next_request_url is None:
                     return False
-                self._sleep(self._wait_step(wait.interval, wait.deadline, pipeline.clock()), wait)
+                deadline = wait.deadline
+                now = 0.0 if deadline is None else pipeline.clock()
+                step = self._wait_step(wait.interval, deadline, now)
+                if step.seconds > 0 or step.timeout or wait.cancel is not None:
+                    self._sleep(step, wait)
             self._take_turn(wait, mark)
             try:
                 if self._steps != mark:
@@ -544,12 +549,13 @@ class Operation(OperationBase[T]):
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline
-        kwargs: dict[str, Any] = {}
-        if wait.deadline is not None:
-            # A deadline bounds the request in flight too, not just the sleeps.
-            kwargs["timeout"] = within(pipeline.request_timeout, wait.deadline - pipeline.clock())
         try:
-            response = pipeline.send("GET", url, headers=self._headers, **kwargs)
+            if wait.deadline is None:
+                response = pipeline.send("GET", url, headers=self._headers)
+            else:
+                # A deadline bounds the request in flight too, not just the sleeps.
+                timeout = within(pipeline.request_timeout, wait.deadline - pipeline.clock())
+                response = pipeline.send("GET", url, headers=self._headers, timeout=timeout)
         except _TRANSPORT_ERRORS as error:
             if wait.deadline is not None and pipeline.clock() >= wait.deadline:
                 raise self._timeout_error(wait.limit) from error
