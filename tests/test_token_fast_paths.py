@@ -2,8 +2,9 @@
 
 ``OperationCore.restore`` sets a restored core's slots itself rather than calling
 ``__init__`` (a subclass with its own ``__init__`` still gets it called); a core keeps the
-api-version of its initial URL from construction on; reading decodes base64 with msgspec
-after one translation. Each is compared here with the general path it replaces.
+api-version of its initial URL from construction on; ``api_version_of`` reads the usual
+query without splitting it; reading decodes base64 with msgspec after one translation.
+Each is compared here with the general path it replaces.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -26,6 +28,7 @@ from lrokit import (
     TokenPolicy,
     TokenSigner,
 )
+from lrokit._urls import api_version_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
 FIXTURE_SIGNER = TokenSigner({"fixture-2024": bytes(range(32))})
@@ -197,3 +200,29 @@ def test_a_signed_token_still_restores_through_the_fast_paths() -> None:
     )
     assert restored.polling_url == f"{ENDPOINT}ops/9?api-version=1"
     assert str(restored.token()) == text
+
+
+def _api_version_by_splitting(url: str) -> str | None:
+    """The reference: the first ``api-version`` field of the query (before any ``#``)."""
+    query = url.partition("#")[0].partition("?")[2]
+    for field in query.split("&"):
+        if field.startswith("api-version="):
+            value = field[len("api-version=") :]
+            return unquote_plus(value) if "%" in value or "+" in value else value
+    return None
+
+
+def test_api_version_of_agrees_with_splitting_the_query() -> None:
+    # Its shortcut for a query that is the api-version alone, against the general reading,
+    # on URLs made of the pieces that could confuse it.
+    pieces = ["api-version=", "x-api-version=", "?", "&", "#", "=", "a", "1", "%20", "+", "/p"]
+    rng = random.Random(7)
+    found = 0
+    for _ in range(20_000):
+        url = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert api_version_of(url) == _api_version_by_splitting(url), url
+        found += api_version_of(url) is not None
+    assert found > 200  # the shapes with a value were reached, not only the refusals
+    assert api_version_of("https://h/x?api-version=2024-01-01") == "2024-01-01"
+    assert api_version_of("https://h/x#f?api-version=2024-01-01") is None
+    assert api_version_of("https://h/x?api-version=a+b%21") == "a b!"

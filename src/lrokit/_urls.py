@@ -117,17 +117,23 @@ def resolve(base: str, reference: str) -> str:
 def api_version_of(url: str) -> str | None:
     """The ``api-version`` query parameter of ``url``, or None.
 
-    Splits the query by hand rather than with ``urlsplit``/``parse_qsl``: this runs once per
-    operation and the general parsers cost most of an operation's creation time.
+    Splits the query by hand rather than with ``urlsplit``/``parse_qsl``: this runs for
+    every operation and every restored token, and the general parsers cost most of an
+    operation's creation time.
     """
-    query = url.partition("#")[0].partition("?")[2]
+    query = url.partition("?")[2]  # the query, and the fragment if there is one
     if "api-version=" not in query:
         return None
-    for field in query.split("&"):
-        if field.startswith("api-version="):
-            value = field[len("api-version=") :]
-            return unquote_plus(value) if "%" in value or "+" in value else value
-    return None
+    if query.startswith("api-version=") and "&" not in query and "#" not in url:
+        value = query[12:]  # the usual query: the api-version alone
+    else:
+        for field in url.partition("#")[0].partition("?")[2].split("&"):
+            if field.startswith("api-version="):
+                value = field[12:]
+                break
+        else:
+            return None
+    return unquote_plus(value) if "%" in value or "+" in value else value
 
 
 def with_api_version(url: str, api_version: str | None) -> str:
