@@ -128,7 +128,10 @@ def as_completed(
         try:
             _request(operation, wait)
         except (WaitTimeoutError, WaitCancelledError):
-            continue  # checked above for the whole wait at the next turn of the loop
+            # The shared deadline or stop came while the request waited or was in flight:
+            # the operation is still pending, and the next turn of the loop ends the wait.
+            heapq.heappush(queue, (due, number, operation))
+            continue
         if operation.core.next_request_url is None and operation._start_request is None:
             yield operation
         else:

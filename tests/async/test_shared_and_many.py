@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import requests
 import responses
 from async_helpers import MockHttp
 
@@ -450,3 +451,24 @@ async def test_the_limiter_is_first_come_first_served_and_survives_cancellation(
     assert limiter.try_take()  # every place came back
     limiter.give()
     assert limiter.free == 1
+
+
+def test_a_request_that_runs_into_the_deadline_ends_as_completed_with_a_timeout() -> None:
+    clock = SyncClock()
+    policy = PollingPolicy(interval=1, max_retries=0)
+    with (
+        responses.RequestsMock() as mock,
+        Pipeline(HOST, polling=policy, clock=clock, sleep=clock.sleep) as pipeline,
+    ):
+        operation = Operation.prepare(pipeline, "POST", JOBS)
+        operation.receive(accepted(1))
+
+        def late(request: Any) -> Any:
+            clock.now += 10  # the request ran past the deadline
+            raise requests.ReadTimeout("late")
+
+        mock.add_callback(responses.GET, monitor_url(1), callback=late)
+        with pytest.raises(TimeoutError, match="1 of 1"):
+            list(as_completed([operation], timeout=3))
+        assert wait_all([operation], timeout=3).pending == [operation]
+        assert operation.state is S.RUNNING

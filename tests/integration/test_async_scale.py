@@ -50,9 +50,7 @@ async def run_all(service: DemoService) -> tuple[list[AsyncCreateVectorStore], f
             for number in range(OPERATIONS)
         ]
         began = time.monotonic()
-        result = await async_wait_all(
-            operations, timeout=DEADLINE_SECONDS, max_in_flight=IN_FLIGHT
-        )
+        result = await async_wait_all(operations, timeout=DEADLINE_SECONDS, max_in_flight=IN_FLIGHT)
         elapsed = time.monotonic() - began
     assert result.pending == []
     return result.done, elapsed
