@@ -118,6 +118,7 @@ _POLL, _FETCH_FINAL, _RETRY, _DONE = Action.POLL, Action.FETCH_FINAL, Action.RET
 _NOT_STARTED, _RUNNING, _SUCCEEDED = _S.NOT_STARTED, _S.RUNNING, _S.SUCCEEDED
 _FAILED, _CANCELED = _S.FAILED, _S.CANCELED
 _LOCATION, _RESOURCE = PollingProtocol.LOCATION, PollingProtocol.RESOURCE
+_NO_PROTOCOL = PollingProtocol.NONE
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -917,13 +918,6 @@ _PROTOCOLS = {protocol.value: protocol for protocol in PollingProtocol}
 _VIAS = {via.value: via for via in FinalStateVia}
 _VIA_NAMES: dict[FinalStateVia, TokenVia] = {via: via.value for via in FinalStateVia}
 _UNKNOWN: Any = object()
-# Members under module names: reading one from its Enum class costs three times as much.
-_NOT_STARTED = OperationState.NOT_STARTED
-_SUCCEEDED = OperationState.SUCCEEDED
-_NO_PROTOCOL = PollingProtocol.NONE
-_POLL = Action.POLL
-_FETCH_FINAL = Action.FETCH_FINAL
-_DONE = Action.DONE
 _PENDING_ACTIONS: dict[str, Action | None] = {
     "start": None,
     "poll": Action.POLL,
