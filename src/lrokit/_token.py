@@ -407,44 +407,7 @@ class RehydrationToken:
             raise InvalidTokenError(f"a token must be bytes or str, not {type(data).__name__}")
         if len(data) > max_bytes:
             raise InvalidTokenError(f"token of {len(data)} bytes exceeds the limit of {max_bytes}")
-        return cls._read(bytes(data), signer)
-
-    @classmethod
-    def _read(cls, data: bytes, signer: TokenSigner | None) -> RehydrationToken:
-        # The size has been checked; everything else happens here, cheapest check first.
-        data = data.strip()  # the same object when there is nothing to strip
-        payload, dot, signature = data.partition(b".")
-        if dot and not is_signature(signature):
-            raise InvalidTokenError("token is not valid base64url, or its signature is malformed")
-        if signer is not None:
-            signer.verify(payload, signature if dot else None)
-        if payload[-1:] == b"=":  # padding is optional, and only allowed at the end
-            payload = payload[:-2] if payload[-2:] == b"==" else payload[:-1]
-        try:
-            decoded = _base64_decoder.decode(
-                b'"' + payload.translate(_TO_STANDARD_OR_BAD) + _PADDED_END[len(payload) % 4]
-            )
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            raise InvalidTokenError("token is not valid base64url") from None
-        try:
-            fields = _decoder.decode(decoded)
-        except msgspec.ValidationError as error:
-            _refuse_version(decoded)
-            raise InvalidTokenError(
-                f"token does not match the token format: {_describe(error)}"
-            ) from None
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string.
-            raise InvalidTokenError("token is not valid UTF-8 JSON") from None
-        if isinstance(fields, TokenV1):
-            fields = upgrade(fields)
-        token = cls.__new__(cls)  # the fields are checked below, not by __init__ again
-        token.fields = check_values(fields)
-        token._signer = None
-        token._payload = payload
-        token._signature = signature if dot else None
-        token._verified_by = signer
-        return token
+        return _read(bytes(data), signer, cls)
 
     @classmethod
     def from_str(
@@ -463,7 +426,7 @@ class RehydrationToken:
             data = text.encode("ascii")
         except UnicodeEncodeError:
             raise InvalidTokenError("token contains non-ASCII characters") from None
-        return cls._read(data, signer)
+        return _read(data, signer, cls)
 
     @classmethod
     def parse(
@@ -481,6 +444,47 @@ class RehydrationToken:
         if isinstance(token, str):
             return cls.from_str(token, max_bytes=max_bytes, signer=signer)
         return cls.from_bytes(token, max_bytes=max_bytes, signer=signer)
+
+
+def _read(data: bytes, signer: TokenSigner | None, cls: type[RehydrationToken]) -> RehydrationToken:
+    """A token of class ``cls`` from its transport form, whose size has been checked.
+
+    Everything else happens here, cheapest check first. A function rather than a method:
+    restoring runs it for every token, and the lookup of a classmethod costs.
+    """
+    payload, dot, rest = data.strip().partition(b".")  # strip: nothing to do, no copy
+    signature = rest if dot else None
+    if signature is not None and not is_signature(signature):
+        raise InvalidTokenError("token is not valid base64url, or its signature is malformed")
+    if signer is not None:
+        signer.verify(payload, signature)
+    if payload.endswith(b"="):  # padding is optional, and only allowed at the end
+        payload = payload[:-2] if payload.endswith(b"==") else payload[:-1]
+    try:
+        decoded = _base64_decoder.decode(
+            b'"' + payload.translate(_TO_STANDARD_OR_BAD) + _PADDED_END[len(payload) & 3]
+        )
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        raise InvalidTokenError("token is not valid base64url") from None
+    try:
+        fields = _decoder.decode(decoded)
+    except msgspec.ValidationError as error:
+        _refuse_version(decoded)
+        raise InvalidTokenError(
+            f"token does not match the token format: {_describe(error)}"
+        ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string.
+        raise InvalidTokenError("token is not valid UTF-8 JSON") from None
+    if type(fields) is TokenV1:
+        fields = upgrade(fields)
+    token = cls.__new__(cls)  # the fields are checked here, not by __init__ again
+    token.fields = check_values(fields)
+    token._signer = None
+    token._payload = payload
+    token._signature = signature
+    token._verified_by = signer
+    return token
 
 
 class TokenPolicy:
@@ -541,7 +545,7 @@ class TokenPolicy:
     def read(self, token: RehydrationToken | str | bytes) -> RehydrationToken:
         """Parse (and, with a signer, verify) a token in any of its forms."""
         if type(token) is str and len(token) <= self.max_bytes and token.isascii():
-            return RehydrationToken._read(token.encode("ascii"), self.signer)  # the usual case
+            return _read(token.encode("ascii"), self.signer, RehydrationToken)  # the usual case
         return RehydrationToken.parse(token, max_bytes=self.max_bytes, signer=self.signer)
 
     def __repr__(self) -> str:
