@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import random
 from pathlib import Path
@@ -226,3 +227,36 @@ def test_api_version_of_agrees_with_splitting_the_query() -> None:
     assert api_version_of("https://h/x?api-version=2024-01-01") == "2024-01-01"
     assert api_version_of("https://h/x#f?api-version=2024-01-01") is None
     assert api_version_of("https://h/x?api-version=a+b%21") == "a b!"
+
+
+def test_each_url_of_a_token_is_redacted_and_shortened_as_the_plain_loop_does() -> None:
+    # The four URL fields are written out one by one in snapshot(): every combination of
+    # a secret, another origin and an absent URL gives what the public methods give.
+    tokens_policy = TokenPolicy()
+    choices = [
+        None,
+        f"{ENDPOINT}plain?api-version=1",
+        f"{ENDPOINT}sas?sv=1&sig=SECRET",
+        "https://ops.example.org:8443/x?Signature=SECRET&b=2",
+        "https://ops.example.org:8443/y",
+    ]
+    for initial, polling, location, final in itertools.product(choices[1:], *[choices] * 3):
+        core = OperationCore("PUT", initial, origin_policy=POLICY, token_policy=tokens_policy)
+        core.polling_url, core.location_url, core.final_url = polling, location, final
+        fields = core.snapshot()
+        expected: list[str | None] = []
+        origin = None
+        redacted = False
+        for url in (initial, polling, location, final):
+            reference = url
+            if reference is not None:
+                reference, removed = tokens_policy.redact(reference)
+                redacted = redacted or removed
+                short = POLICY.shorten(reference)
+                if short is not None:
+                    reference, origin = short, POLICY.origin_url
+            expected.append(reference)
+        written = [fields.initial_url, fields.polling_url, fields.location_url, fields.final_url]
+        assert written == expected
+        assert (fields.origin, fields.redacted) == (origin, redacted)
+        assert "SECRET" not in str(core.token())

@@ -656,32 +656,36 @@ class OperationCore:
         yet (the driver knows it); it is kept only while the operation waits for its start
         response, to make restoring such a token safe.
         """
+        # Written out for each URL rather than looped over: this runs for every token.
         without_secrets = self.token_policy._redacted
-        origins = self.origin_policy
         redacted = False
-        origin: str | None = None
-        urls: list[str | None] = [self.initial_url, self.polling_url, None, None]
-        location_url = self.location_url
-        final_url = self.final_url
-        if location_url is not None or final_url is not None:
-            urls[2:] = location_url, final_url
-        for index, url in enumerate(urls):
-            if url is None:
-                continue
-            written = without_secrets(url)
-            if written is None:
-                written = url
-            else:
-                redacted = True
-            if origins is not None:
-                short = origins.shorten(written)
-                if short is not None:
-                    written, origin = short, origins.origin_url
-            urls[index] = written
         initial_url = self.initial_url
-        if initial_url is not self._versioned_url:  # assigned since: read it again
-            self._url_api_version = api_version_of(initial_url)
-            self._versioned_url = initial_url
+        if (written := without_secrets(initial_url)) is not None:
+            initial_url, redacted = written, True
+        polling_url = self.polling_url
+        if polling_url is not None and (written := without_secrets(polling_url)) is not None:
+            polling_url, redacted = written, True
+        location_url = self.location_url
+        if location_url is not None and (written := without_secrets(location_url)) is not None:
+            location_url, redacted = written, True
+        final_url = self.final_url
+        if final_url is not None and (written := without_secrets(final_url)) is not None:
+            final_url, redacted = written, True
+        origin: str | None = None
+        origins = self.origin_policy
+        if origins is not None:
+            shorten = origins.shorten
+            if (short := shorten(initial_url)) is not None:
+                initial_url, origin = short, origins.origin_url
+            if polling_url is not None and (short := shorten(polling_url)) is not None:
+                polling_url, origin = short, origins.origin_url
+            if location_url is not None and (short := shorten(location_url)) is not None:
+                location_url, origin = short, origins.origin_url
+            if final_url is not None and (short := shorten(final_url)) is not None:
+                final_url, origin = short, origins.origin_url
+        if self.initial_url is not self._versioned_url:  # assigned since: read it again
+            self._url_api_version = api_version_of(self.initial_url)
+            self._versioned_url = self.initial_url
         api_version = self.api_version
         action = self.next_action
         via = self.options.final_state_via
@@ -690,14 +694,14 @@ class OperationCore:
             _STATE_NAMES[self.state],
             _PROTOCOL_NAMES[self.protocol],
             self.method,
-            urls[0],  # type: ignore[arg-type]  # the initial URL is never None
+            initial_url,
             _PENDING[action],
             # Milliseconds; int(x + 0.5) is round() for the positive times here, and cheaper.
             int(self.created_at * 1000 + 0.5) / 1000,
             origin,
-            urls[1],
-            urls[2],
-            urls[3],
+            polling_url,
+            location_url,
+            final_url,
             # Written only when the initial URL's query does not already say it.
             None if api_version == self._url_api_version else api_version,
             None if via is None else _VIA_NAMES[via],
