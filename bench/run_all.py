@@ -424,7 +424,7 @@ the benchmark process, not the server's) is shown beside it. Medians of
         ax.set_xlim(right=ax.get_xlim()[1] * 1.35)
         ax.set_xlabel("wall time per poll, µs (start included, shared by the K polls)")
         ax.set_title("Loopback HTTP: time per poll (x the hand-written requests loop)")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper right")
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
