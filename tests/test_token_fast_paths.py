@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+import msgspec
 import pytest
 
 from lrokit import (
@@ -29,6 +30,7 @@ from lrokit import (
     TokenPolicy,
     TokenSigner,
 )
+from lrokit._token import TokenV2
 from lrokit._urls import api_version_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
@@ -260,3 +262,26 @@ def test_each_url_of_a_token_is_redacted_and_shortened_as_the_plain_loop_does() 
         assert written == expected
         assert (fields.origin, fields.redacted) == (origin, redacted)
         assert "SECRET" not in str(core.token())
+
+
+@pytest.mark.parametrize("bad", [" ", "\\", "\t", "\x7f", "\u2028", "\x00"])
+@pytest.mark.parametrize("field", ["initial_url", "polling_url"])
+def test_the_two_usual_paths_checked_at_once_refuse_what_each_check_refuses(
+    bad: str, field: str
+) -> None:
+    # restore checks the initial and polling paths of the usual token in one pass; a bad
+    # character in either is refused as the check of that one field refuses it.
+    good = {"initial_url": "/a?api-version=1", "polling_url": "/ops/1?api-version=1"}
+    values = {**good, field: good[field].replace("?", bad + "?")}
+    fields = TokenV2(
+        "Running", "status-monitor", "PUT", values["initial_url"], "poll", 1.0,
+        origin="https://svc.example.com", polling_url=values["polling_url"],
+    )  # fmt: skip
+    with pytest.raises(InvalidTokenError, match=f"token's {field} holds spaces"):
+        OperationCore.restore(RehydrationToken(fields), origin_policy=POLICY)
+    assert (
+        OperationCore.restore(
+            RehydrationToken(msgspec.structs.replace(fields, **good)), origin_policy=POLICY
+        ).polling_url
+        == "https://svc.example.com/ops/1?api-version=1"
+    )

@@ -811,10 +811,26 @@ class OperationCore:
                 raise InvalidTokenError("token's origin is not of the form scheme://host[:port]")
             if origin_policy is not None and not origin_policy.trusts(base + "/"):
                 raise TokenOriginError(base + "/", origin_policy.origins, "origin")
-        initial_url = _token_url(fields.initial_url, "initial_url", base, origin_policy)
-        polling_url = location_url = final_url = None
-        if fields.polling_url is not None:
-            polling_url = _token_url(fields.polling_url, "polling_url", base, origin_policy)
+        initial_ref = fields.initial_url
+        polling_ref = fields.polling_url
+        if (
+            base is not None
+            and polling_ref is not None
+            and initial_ref[:1] == "/" != initial_ref[1:2]
+            and polling_ref[:1] == "/" != polling_ref[1:2]
+            and (both := initial_ref + polling_ref).isprintable()
+            and " " not in both
+            and "\\" not in both
+        ):
+            # The usual token: both URLs are paths on its origin, checked as _token_url
+            # would check each (see there), in one pass.
+            initial_url, polling_url = base + initial_ref, base + polling_ref
+        else:
+            initial_url = _token_url(initial_ref, "initial_url", base, origin_policy)
+            polling_url = None
+            if polling_ref is not None:
+                polling_url = _token_url(polling_ref, "polling_url", base, origin_policy)
+        location_url = final_url = None
         if fields.location_url is not None:
             location_url = _token_url(fields.location_url, "location_url", base, origin_policy)
         if fields.final_url is not None:
