@@ -244,6 +244,12 @@ class OperationBase(Generic[T]):
         self._last_delay: PollingDelay | None = None
         # The polling_interval that _last_delay was planned for (_UNSET: re-plan it).
         self._planned_for: Any = _UNSET
+        # Whether the last response's delay is still to be planned, for the interval in
+        # _planned_for and the hint in _pending_hint (_last_delay is then the previous one).
+        # Nobody sees a delay between a response and the next sleep unless hooks, logging or
+        # tracing are on, and a wait with its own polling_interval would plan it again.
+        self._pending = False
+        self._pending_hint: float | None = None
         # Whether the start request carries an Operation-Id, which makes it safe to repeat.
         self._start_has_operation_id = False
         self._start_request: StartRequest | None = None
@@ -417,6 +423,9 @@ class OperationBase(Generic[T]):
 
         None before the first response and once no further request is due.
         """
+        if self._pending:
+            self._pending = False
+            return self._plan(self._planned_for, self._pending_hint)
         return self._last_delay
 
     @property
@@ -529,15 +538,27 @@ class OperationBase(Generic[T]):
         reach the deadline, the loop sleeps only until the deadline and then times out, so a
         wait never ends later than its deadline and never polls at it.
         """
+        return bounded_step(self._delay_seconds(interval), deadline, now)
+
+    def _delay_seconds(self, interval: Interval) -> float:
+        """The seconds to sleep before the next request (see :meth:`_wait_step`)."""
         if self._core.next_action is _FETCH_FINAL and self._failures == 0:
-            delay = 0.0
-        else:
-            delay = self._next_delay(interval).seconds
-        return bounded_step(delay, deadline, now)
+            return 0.0
+        if self._pending and self._pending_hint is None and type(interval) is float:
+            last = self._last_delay
+            if last is not None and last.source is _STRATEGY and last.seconds == interval:
+                # _plan's shortcut (the same fixed delay again), without the calls: most
+                # polls of a busy waiter.
+                self._planned_for, self._pending = interval, False
+                return interval
+        return self._next_delay(interval).seconds
 
     def _next_delay(self, interval: Interval) -> PollingDelay:
         """The delay before the next request; planned once per response, so that the delay
         a poll hook was shown is the one slept (jittered strategies draw only once)."""
+        if self._pending:  # the last response's delay, planned now for this wait's interval
+            self._pending = False
+            return self._plan(interval, self._pending_hint)
         if self._last_delay is not None and (self._failures or self._planned_for == interval):
             return self._last_delay  # backing off after a fault, or already planned
         status = self._core.status
@@ -554,15 +575,15 @@ class OperationBase(Generic[T]):
         ):
             # A fixed interval without a server hint, within floor and cap last time too:
             # the same delay again (this is most polls of a busy waiter).
-            self._planned_for = interval
+            self._planned_for, self._pending = interval, False
             return last
         delay = self._settings.polling.delay(interval, hint, attempt=self._core.attempt + 1)
-        self._last_delay, self._planned_for = delay, interval
+        self._last_delay, self._planned_for, self._pending = delay, interval, False
         return delay
 
     def _back_off(self, hint: float | None) -> PollingDelay:
         delay = self._settings.polling.retry_delay(self._failures, hint)
-        self._last_delay, self._planned_for = delay, _UNSET
+        self._last_delay, self._planned_for, self._pending = delay, _UNSET, False
         return delay
 
     def _timeout_error(self, timeout: float) -> WaitTimeoutError:
@@ -591,7 +612,7 @@ class OperationBase(Generic[T]):
         limit = self._settings.polling.max_retries
         if self._failures > limit:
             failures, self._failures = self._failures, 0
-            self._last_delay, self._planned_for = None, _UNSET
+            self._last_delay, self._planned_for, self._pending = None, _UNSET, False
             raise RetriesExhaustedError(
                 f"{failures} transient faults in a row (the policy tolerates {limit}); last:"
                 f" {cause}",
@@ -785,16 +806,23 @@ class OperationBase(Generic[T]):
         self, decision: Decision, raw: Any, interval: Interval, status_code: int = 0
     ) -> None:
         action = decision.action
-        if action is _RETRY:
+        if action is _POLL:
+            self._failures = 0
+            if self._hooks is None and _observe.tracer is None and not _LOG.isEnabledFor(_DEBUG):
+                # Nobody is shown this delay now: plan it when it is needed (see _pending),
+                # and there is nothing else to notify.
+                self._planned_for, self._pending_hint = interval, decision.retry_after
+                self._pending = True
+                self._decision = decision
+                return
+            self._plan(interval, decision.retry_after)
+        elif action is _RETRY:
             what = "an unreadable body" if 200 <= status_code < 300 else f"HTTP {status_code}"
             self._count_fault(status_code, raw, what)
             self._back_off(decision.retry_after)
         else:
             self._failures = 0
-            if action is _POLL:
-                self._plan(interval, decision.retry_after)
-            else:
-                self._last_delay, self._planned_for = None, _UNSET
+            self._last_delay, self._planned_for, self._pending = None, _UNSET, False
         self._notify(decision, raw)
 
     def _notify(self, decision: Decision, raw: Any) -> None:
@@ -806,14 +834,14 @@ class OperationBase(Generic[T]):
                 StateChange(self, decision.previous, decision.state) if decision.changed else None
             )
             poll = PollEvent(
-                self, decision.state, decision.status, self._core.attempt, self._last_delay, raw
+                self, decision.state, decision.status, self._core.attempt, self.last_delay, raw
             )
             self._hooks.notify(poll, change, self._awaitables)
 
     def _observe(self, decision: Decision, raw: Any) -> None:
         """Log a processed response at DEBUG and record it on its request's span."""
         core = self._core
-        delay = self._last_delay if decision.action in _DELAYED else None
+        delay = self.last_delay if decision.action in _DELAYED else None
         http_status = getattr(raw, "status_code", None)
         if _LOG.isEnabledFor(_DEBUG):
             kind = core.kind or type(self).kind()
@@ -836,7 +864,7 @@ class OperationBase(Generic[T]):
         decision = self._decision
         if decision is None:  # the last request got no answer (or none was made yet)
             core = self._core
-            return PollUpdate(core.state, None, None, self._last_delay, core.attempt)
+            return PollUpdate(core.state, None, None, self.last_delay, core.attempt)
         status = decision.status
         if status is None:
             raw_status = percent = None
@@ -846,7 +874,7 @@ class OperationBase(Generic[T]):
             decision.state,
             raw_status,
             percent,
-            self._last_delay,
+            self.last_delay,
             self._core.attempt,
             status,
             self._response,

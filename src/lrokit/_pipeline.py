@@ -173,6 +173,10 @@ class Pipeline(BasePipeline):
         passed the origin policy.
         """
         merged = {**self.headers, **headers} if headers else self.headers
+        if not kwargs:  # a poll: nothing to merge
+            return self.session.request(
+                method, url, headers=merged, timeout=self.request_timeout, allow_redirects=False
+            )
         if "timeout" not in kwargs:
             kwargs["timeout"] = self.request_timeout
         if "allow_redirects" not in kwargs:

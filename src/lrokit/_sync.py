@@ -488,17 +488,30 @@ class Operation(OperationBase[T]):
         request while it slept plans its sleep again instead of polling.
         """
         pipeline = self._pipeline
+        core = self._core
+        turn = self._turn
         while True:
             mark = self._steps
             if self._start_request is None:
-                if self._core.next_request_url is None:
+                if core.next_request_url is None:
                     return False
                 deadline = wait.deadline
-                now = 0.0 if deadline is None else pipeline.clock()
-                step = self._wait_step(wait.interval, deadline, now)
-                if step.seconds > 0 or step.timeout or wait.cancel is not None:
-                    self._sleep(step, wait)
-            self._take_turn(wait, mark)
+                if deadline is None:
+                    # No deadline: no clock read and no step to build unless sleeping.
+                    seconds = self._delay_seconds(wait.interval)
+                    if seconds > 0 or wait.cancel is not None:
+                        self._sleep(WaitStep(seconds, False), wait)
+                else:
+                    step = self._wait_step(wait.interval, deadline, pipeline.clock())
+                    if step.seconds > 0 or step.timeout or wait.cancel is not None:
+                        self._sleep(step, wait)
+            if not turn.acquire(blocking=False):
+                self._take_turn(wait, mark)  # queued behind another waiter (and checks below)
+            elif self._failure is not None:
+                failure = self._shared_failure(mark)
+                if failure is not None:
+                    turn.release()
+                    raise failure
             try:
                 if self._steps != mark:
                     continue  # another waiter's request came first: plan again
@@ -514,7 +527,7 @@ class Operation(OperationBase[T]):
                 self._step_failed(error)
                 raise
             finally:
-                self._turn.release()
+                turn.release()
 
     def _take_turn(self, wait: Wait, mark: int | None) -> None:
         """Hold the turn (see the module doc), honouring the wait's deadline and handle.

@@ -243,6 +243,11 @@ class OriginPolicy:
         """Whether :meth:`check` would accept ``url``."""
         if _AMBIGUOUS.search(url):
             return False
+        written = self._written
+        if url.startswith(written) and url.startswith("/", self._written_length):
+            # The endpoint's own authority, spelled as the endpoint spells it (without user
+            # info), then a path: the endpoint's origin, which is trusted.
+            return True
         parts = _authority(url)
         if parts is None or parts.port < 0:
             return False
