@@ -158,6 +158,7 @@ class Wait(NamedTuple):
 
 #: Single requests (``update_status``, ``send_start``): no interval, deadline or handle.
 NO_WAIT = Wait(None, None, 0.0, None)
+_new_tuple = tuple.__new__
 
 
 def within(
@@ -527,6 +528,8 @@ class OperationBase(Generic[T]):
         interval: Interval = polling_interval
         if isinstance(polling_interval, (int, float, timedelta)):
             interval = as_seconds(polling_interval)
+        if timeout is None:  # Wait's own constructor is a Python function: skip it
+            return _new_tuple(Wait, (interval, None, 0.0, cancel, limiter, None))
         limit = None if timeout is None else as_seconds(timeout)
         deadline = None if limit is None else self._settings.clock() + limit
         return Wait(interval, deadline, limit or 0.0, cancel, limiter)

@@ -204,6 +204,9 @@ class SupportsPipeline(Protocol):
         ...
 
 
+_CASE_INSENSITIVE: Any = requests.structures.CaseInsensitiveDict
+
+
 def view_of(response: requests.Response) -> ResponseView:
     """The core's view of a ``requests`` response (no copy of the body).
 
@@ -212,6 +215,14 @@ def view_of(response: requests.Response) -> ResponseView:
     mapping costs a raised and caught ``KeyError`` (a dict lookup is 20 times cheaper).
     """
     headers: Any = response.headers
+    if type(headers) is _CASE_INSENSITIVE:  # what requests builds: lower name -> (name, value)
+        return ResponseView(
+            response.status_code,
+            {name: pair[1] for name, pair in headers._store.items()},
+            response.content,
+            response.url,
+            response,
+        )
     store = getattr(headers, "_store", None)  # CaseInsensitiveDict: lower name -> (name, value)
     if isinstance(store, dict):
         headers = {name: pair[1] for name, pair in store.items()}

@@ -195,7 +195,8 @@ class Operation(OperationBase[T]):
             UntrustedOriginError: as for :meth:`start`.
             HookError: as for :meth:`start`.
         """
-        self._take_turn(NO_WAIT, None)
+        if not self._turn.acquire(False):
+            self._take_turn(NO_WAIT, None)
         try:
             return self._send_start(NO_WAIT)
         finally:
