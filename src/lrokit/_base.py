@@ -92,6 +92,7 @@ _DELAYED = frozenset({Action.POLL, Action.RETRY})
 # as much to read).
 _POLL, _RETRY, _FETCH_FINAL = Action.POLL, Action.RETRY, Action.FETCH_FINAL
 _STRATEGY = DelaySource.STRATEGY
+_SUCCEEDED = OperationState.SUCCEEDED
 
 
 class PipelineSettings(Protocol):
@@ -364,7 +365,8 @@ class OperationBase(Generic[T]):
         if idempotent and not given:
             merged[OPERATION_ID_HEADER] = self._core.operation_id
         self._start_has_operation_id = idempotent or given
-        self._start_request = StartRequest(method, url, json, merged, kwargs)
+        # StartRequest's own constructor is a Python function: skip it.
+        self._start_request = _new_tuple(StartRequest, (method, url, json, merged, kwargs))
 
     def _plan_restart(
         self,
@@ -462,7 +464,7 @@ class OperationBase(Generic[T]):
             return self._value  # type: ignore[no-any-return]
         core = self._core
         state = core.state
-        if state is OperationState.SUCCEEDED and core.has_payload:
+        if state is _SUCCEEDED and core.has_payload:
             self._value = self._decode(core.payload)
             return self._value  # type: ignore[no-any-return]
         if state is OperationState.FAILED:
@@ -683,6 +685,18 @@ class OperationBase(Generic[T]):
             state = self._core.state
             decision = Decision(Action.RETRY, self._core.next_request_url, hint, state, state)
             self._notify(decision, view.raw)
+            return decision
+        if (
+            decision.action is _POLL
+            and self._hooks is None
+            and _observe.tracer is None
+            and not _LOG.isEnabledFor(_DEBUG)
+        ):
+            # _after's first case, without the call: most answers of a wait.
+            self._failures = 0
+            self._planned_for, self._pending_hint = interval, decision.retry_after
+            self._pending = True
+            self._decision = decision
             return decision
         self._after(decision, view.raw, interval, view.status_code)
         return decision

@@ -518,7 +518,7 @@ class Operation(OperationBase[T]):
                     continue  # another waiter's request came first: plan again
                 if self._start_request is not None:
                     self._send_start(wait)
-                elif self._core.next_request_url is None:
+                elif core.next_request_url is None:
                     return False
                 else:
                     self._poll_once(wait)
@@ -563,15 +563,16 @@ class Operation(OperationBase[T]):
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline
+        deadline = wait.deadline
         try:
-            if wait.deadline is None:
+            if deadline is None:
                 response = pipeline.send("GET", url, headers=self._headers)
             else:
                 # A deadline bounds the request in flight too, not just the sleeps.
-                timeout = within(pipeline.request_timeout, wait.deadline - pipeline.clock())
+                timeout = within(pipeline.request_timeout, deadline - pipeline.clock())
                 response = pipeline.send("GET", url, headers=self._headers, timeout=timeout)
         except _TRANSPORT_ERRORS as error:
-            if wait.deadline is not None and pipeline.clock() >= wait.deadline:
+            if deadline is not None and pipeline.clock() >= deadline:
                 raise self._timeout_error(wait.limit) from error
             return self._transport_failed(error)
         self._response = response
