@@ -33,8 +33,8 @@ from ._base import (
     bounded_step,
     within,
 )
-from ._core import TRANSIENT_STATUS_CODES, Decision, OperationCore, ProtocolOptions
-from ._delay import DelayStrategy
+from ._core import TRANSIENT_STATUS_CODES, Action, Decision, OperationCore, ProtocolOptions
+from ._delay import DelaySource, DelayStrategy
 from ._exceptions import LroError, PollTransportError
 from ._parse import ResponseView, parse_retry_after
 from ._pipeline import Pipeline, SupportsPipeline, view_of
@@ -43,6 +43,10 @@ from ._token import RehydrationToken
 __all__ = ["Operation"]
 
 T = TypeVar("T")
+
+# Enum members as globals for the per-poll path (an Enum class attribute is slow to read).
+_FETCH_FINAL = Action.FETCH_FINAL
+_STRATEGY = DelaySource.STRATEGY
 
 #: How often a thread queued behind another waiter's request checks its stop handle (s).
 _TURN_SLICE = 0.05
@@ -499,7 +503,21 @@ class Operation(OperationBase[T]):
                 deadline = wait.deadline
                 if deadline is None:
                     # No deadline: no clock read and no step to build unless sleeping.
-                    seconds = self._delay_seconds(wait.interval)
+                    interval, last = wait.interval, self._last_delay
+                    if (
+                        self._pending
+                        and type(interval) is float
+                        and last is not None
+                        and last.seconds == interval
+                        and last.source is _STRATEGY
+                        and self._pending_hint is None
+                        and core.next_action is not _FETCH_FINAL
+                    ):
+                        # _delay_seconds' shortcut (the same fixed delay again), inline.
+                        self._planned_for, self._pending = interval, False
+                        seconds = interval
+                    else:
+                        seconds = self._delay_seconds(interval)
                     if seconds > 0 or wait.cancel is not None:
                         self._sleep(WaitStep(seconds, False), wait)
                 else:
