@@ -14,7 +14,6 @@ Coroutine hooks are awaited after the transition, outside the turn.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
@@ -216,7 +215,7 @@ class AsyncOperation(OperationBase[T]):
                 code = view.status_code
                 if code not in TRANSIENT_STATUS_CODES:
                     break
-                hint = parse_retry_after(view.headers, time.time())
+                hint = parse_retry_after(view.headers)
                 delay = self._start_fault(request.method, code, hint)
                 if delay is None:
                     break  # the core turns the last answer into StartRejectedError

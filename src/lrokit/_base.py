@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
@@ -678,7 +677,7 @@ class OperationBase(Generic[T]):
                 self._count_fault(view.status_code, view.raw, "an unreadable body")
             except RetriesExhaustedError as exhausted:
                 raise exhausted from error
-            hint = parse_retry_after(view.headers, time.time())
+            hint = parse_retry_after(view.headers)
             self._back_off(hint)
             if not waiting:
                 raise

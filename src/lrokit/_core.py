@@ -353,7 +353,7 @@ class OperationCore:
         document = self._start_document(view)
         raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
         body_state = None if raw_status is None else self.options.vocabulary(raw_status)
-        hint = parse_retry_after(headers, time.time())
+        hint = parse_retry_after(headers)
 
         if code in (200, 201) and body_state is not None and body_state.is_terminal:
             # A service that finished before answering: polling headers are irrelevant (not
@@ -412,7 +412,7 @@ class OperationCore:
     def _receive_poll(self, view: ResponseView) -> Decision:
         code = view.status_code
         previous = self.state
-        hint = parse_retry_after(view.headers, time.time())
+        hint = parse_retry_after(view.headers)
         if code in TRANSIENT_STATUS_CODES:
             return self._decide(_RETRY, self.polling_url, hint, previous, None)
         if not 200 <= code < 300:
@@ -523,7 +523,7 @@ class OperationCore:
 
     def _receive_final(self, view: ResponseView) -> Decision:
         previous = self.state
-        hint = parse_retry_after(view.headers, time.time())
+        hint = parse_retry_after(view.headers)
         if view.status_code in TRANSIENT_STATUS_CODES:
             return self._decide(Action.RETRY, self.final_url, hint, previous, None)
         if not 200 <= view.status_code < 300:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -202,14 +203,15 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The server's polling hint in seconds, or None when absent or unusable.
 
     Reads ``retry-after-ms`` and ``x-ms-retry-after-ms`` (milliseconds) first, then
     ``Retry-After`` as (fractional) seconds or an HTTP-date, which is measured against ``now``
-    (seconds since the epoch). Negative, non-finite, unparseable or absurd (over a day)
-    values count as absent, each with a WARNING record on the ``lrokit._parse`` logger;
-    they never raise.
+    (seconds since the epoch; the wall clock when None, read only for a date, since most
+    answers carry no date and this runs once per response). Negative, non-finite,
+    unparseable or absurd (over a day) values count as absent, each with a WARNING record on
+    the ``lrokit._parse`` logger; they never raise.
     """
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
         raw = headers.get(name)
@@ -231,7 +233,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
         if when is None or when.tzinfo is None:
             _ignored("retry-after", raw)
             return None
-        seconds = max(0.0, when.timestamp() - now)
+        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
     sane = _sane(seconds)
     if sane is None:
         _ignored("retry-after", raw)

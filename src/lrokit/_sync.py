@@ -14,7 +14,6 @@ of polling, so two waiters make the requests of one.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -237,7 +236,7 @@ class Operation(OperationBase[T]):
                 code = response.status_code
                 if code not in TRANSIENT_STATUS_CODES:
                     break
-                hint = parse_retry_after(response.headers, time.time())
+                hint = parse_retry_after(response.headers)
                 delay = self._start_fault(request.method, code, hint)
                 if delay is None:
                     break  # the core turns the last answer into StartRejectedError
