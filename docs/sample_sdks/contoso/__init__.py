@@ -1,0 +1,1 @@
+"""A hypothetical Azure-style SDK, for the azure-core sample of ``docs/migration.md``."""
