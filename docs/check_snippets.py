@@ -29,10 +29,9 @@ other languages (``text``, ``json``, ...)
     Shown, not run. Every fence must name its language, so a Python sample cannot escape
     the run by leaving it out.
 
-A block that must not run or be checked says so, with a reason, in an HTML comment on the
-line right before its fence (invisible on the site)::
-
-    <!-- not run: azure-core's LROPoller, shown for comparison -->
+No block is exempt. Samples that show other libraries for comparison (azure-core,
+google-api-core on ``migration.md``) call the small SDKs of ``docs/sample_sdks/``, which is
+on the path of every Python sample.
 
 lrokit commands in inline code (`` `lrokit serve --port N` ``) are checked like shell
 commands, one check per page.
@@ -60,6 +59,8 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 STATECHART = ROOT / "statecharts" / "lifecycle.mmd"
+#: The SDKs built on azure-core and google-api-core that the comparison samples call.
+SAMPLE_SDKS = DOCS / "sample_sdks"
 TIMEOUT_SECONDS = 30
 #: How many samples run at once: most of their time is spent waiting on the demo service.
 PARALLEL = 6
@@ -69,7 +70,6 @@ SHELL = frozenset({"sh", "bash", "shell", "console"})
 SHOWN = frozenset({"text", "json", "toml", "yaml", "ini", "http", "diff", "mermaid"})
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
-_NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
 _SNIPPET = re.compile(r'^(?P<indent>[ \t]*)--8<--[ \t]+"(?P<path>[^"]+)"[ \t]*$', re.MULTILINE)
 _INLINE_CODE = re.compile(r"(?<!`)`(?P<code>[^`\n]+)`(?!`)")
 _SUBCOMMAND_LINE = re.compile(r"^ {4}(?P<name>[a-z][a-z0-9-]*)(?: {2,}|$)", re.MULTILINE)
@@ -101,8 +101,6 @@ class Block:
     code: str
     #: The line number of the closing fence.
     last: int
-    #: Why the block is not run, from a ``<!-- not run: ... -->`` comment; None to run it.
-    not_run: str | None = None
 
     @property
     def name(self) -> str:
@@ -143,7 +141,6 @@ def blocks(page: Path) -> list[Block]:
             line[len(indent) :] if line.startswith(indent) else line.lstrip()
             for line in lines[index + 1 : end]
         ]
-        marker = _NOT_RUN.match(lines[index - 1]) if index > 0 else None
         found.append(
             Block(
                 page=page,
@@ -151,7 +148,6 @@ def blocks(page: Path) -> list[Block]:
                 language=language,
                 code=resolve_includes("\n".join(body) + "\n") if body else "",
                 last=end + 1,
-                not_run=marker.group("reason") if marker else None,
             )
         )
         index = end + 1
@@ -211,7 +207,7 @@ def run_python(block: Block) -> Outcome:
                 text=True,
                 timeout=TIMEOUT_SECONDS,
                 check=False,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=sample_environment(),
             )
         except subprocess.TimeoutExpired as expired:
             output = _text(expired.stdout) + _text(expired.stderr)
@@ -223,6 +219,12 @@ def run_python(block: Block) -> Outcome:
     if result.returncode != 0:
         output += f"\nexit status {result.returncode}"
     return Outcome(block, result.returncode == 0, output, seconds)
+
+
+def sample_environment() -> dict[str, str]:
+    """The environment of a ``python`` sample: this one, with ``SAMPLE_SDKS`` on the path."""
+    path = os.pathsep.join(filter(None, [str(SAMPLE_SDKS), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 def _text(data: str | bytes | None) -> str:
@@ -451,9 +453,7 @@ def main(argv: list[str]) -> int:
     python_blocks = []
     for page in chosen:
         for block in blocks(page):
-            if block.not_run is not None:
-                print(f"skip {block.name}: not run: {block.not_run}")
-            elif block.language in PYTHON:
+            if block.language in PYTHON:
                 python_blocks.append(block)
             elif block.language in SHELL and shell_commands(block):
                 outcome = check_shell(block)

@@ -13,7 +13,8 @@ implementation of the rules (its docstring has them, and it runs stand-alone for
 - ``test_shell_sample``: every lrokit command in a shell block names commands and options
   that exist (checked against ``--help``; nothing is run).
 - ``test_lrokit_commands_in_text``: the same for lrokit commands in inline code.
-- A python block marked ``<!-- not run: REASON -->`` is only compiled (valid Python), not run.
+- No block is exempt: the migration page's azure-core and google-api-core samples run too,
+  against the sample SDKs of ``docs/sample_sdks/`` (checked in ``test_sample_sdks.py``).
 - The statechart on the concepts page is ``statecharts/lifecycle.mmd`` (generated from the
   transition table), included rather than copied, and renders as a Mermaid diagram with the
   site's own Markdown configuration from ``mkdocs.yml``.
@@ -54,10 +55,7 @@ snippets = _load_checker()
 BLOCKS = [block for page in snippets.pages() for block in snippets.blocks(page)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language in snippets.PYTHON]
 SHELL_BLOCKS = [
-    block
-    for block in BLOCKS
-    if block.language in snippets.SHELL
-    and (block.not_run is not None or snippets.shell_commands(block))
+    block for block in BLOCKS if block.language in snippets.SHELL and snippets.shell_commands(block)
 ]
 PAGES_WITH_COMMANDS = [page for page in snippets.pages() if snippets.inline_commands(page)]
 
@@ -77,22 +75,13 @@ def started_samples(request: pytest.FixtureRequest) -> Iterator[dict[str, Future
         and item.module is sys.modules[__name__]
     ]
     pool = ThreadPoolExecutor(max_workers=snippets.PARALLEL, thread_name_prefix="docs-sample")
-    futures = {
-        block.name: pool.submit(snippets.run_python, block)
-        for block in selected
-        if block.not_run is None
-    }
+    futures = {block.name: pool.submit(snippets.run_python, block) for block in selected}
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=_name)
 def test_python_sample(block: Any, started_samples: dict[str, Future[Any]]) -> None:
-    if block.not_run is not None:
-        # Shown for comparison (another library's API): it cannot run here, but it must
-        # still be valid Python, so a sample that rots syntactically fails.
-        compile(block.code, block.name, "exec")
-        return
     future = started_samples.get(block.name)
     outcome = future.result() if future is not None else snippets.run_python(block)
     assert outcome.ok, outcome.report()
@@ -100,8 +89,6 @@ def test_python_sample(block: Any, started_samples: dict[str, Future[Any]]) -> N
 
 @pytest.mark.parametrize("block", SHELL_BLOCKS, ids=_name)
 def test_shell_sample(block: Any) -> None:
-    if block.not_run is not None:
-        pytest.skip(f"not run: {block.not_run}")
     outcome = snippets.check_shell(block)
     assert outcome.ok, outcome.report()
 
@@ -136,13 +123,6 @@ def test_every_python_fence_is_collected() -> None:
 def test_every_fence_names_a_known_language() -> None:
     problems = [problem for block in BLOCKS for problem in snippets.fence_problems(block)]
     assert not problems, "\n".join(problems)
-
-
-def test_not_run_markers_give_a_reason() -> None:
-    for page in snippets.pages():
-        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
-            if re.search(r"<!--\s*not run", line):
-                assert snippets._NOT_RUN.match(line), f"{snippets.relative(page)}:{number}"
 
 
 # -- the statechart ------------------------------------------------------------------------
