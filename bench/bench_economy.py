@@ -18,8 +18,6 @@ it did not run. Run ``python bench/bench_economy.py`` on its own, or ``bench/run
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -63,42 +61,11 @@ def spector_server() -> Iterator[Any]:
         node = fixtures._node()
     except (pytest.skip.Exception, pytest.fail.Exception) as error:
         raise Unavailable(str(error)) from None
-    with tempfile.TemporaryDirectory(prefix="lrokit-bench-spector-") as temp:
-        workdir = Path(temp)
-        git_dir = fixtures._throwaway_git(workdir / "repo")
-        log_path = workdir / "server.log"
-        env = {**os.environ, "GIT_DIR": str(git_dir), "NO_COLOR": "1"}
-        command = [
-            node,
-            "--import",
-            fixtures.PRELOAD.as_uri(),
-            str(fixtures.SPECTOR_CLI),
-            "serve",
-            str(fixtures.SPECS),
-            "--port",
-            "0",
-            "--coverageFile",
-            str(workdir / "coverage.json"),
-        ]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = None
-        try:
-            port = fixtures._wait_for_port(process, log_path)
-            server = fixtures.SpectorServer(process, log_path, port)
-            yield server
-        finally:
-            if server is not None:
-                server.session.close()
-            fixtures._stop(process)
+    with (
+        tempfile.TemporaryDirectory(prefix="lrokit-bench-spector-") as temp,
+        fixtures.run_spector(node, Path(temp)) as server,
+    ):
+        yield server
 
 
 @dataclass

@@ -21,6 +21,7 @@ Facts about the server that shape this fixture:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -216,11 +217,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def spector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpectorServer]:
-    """A fresh spector server on 127.0.0.1 for the whole session, stopped at the end."""
-    node = _node()
-    workdir = tmp_path_factory.mktemp("spector")
+@contextlib.contextmanager
+def run_spector(node: str, workdir: Path) -> Iterator[SpectorServer]:
+    """A spector server on 127.0.0.1 working in ``workdir``, stopped (its whole process
+    group) on exit. The ``spector`` fixture and ``bench/bench_economy.py`` both use it."""
     git_dir = _throwaway_git(workdir / "repo")
     log_path = workdir / "server.log"
     env = {**os.environ, "GIT_DIR": str(git_dir), "NO_COLOR": "1"}
@@ -255,6 +255,13 @@ def spector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpectorServer]
         if server is not None:
             server.session.close()
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def spector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpectorServer]:
+    """A fresh spector server on 127.0.0.1 for the whole session, stopped at the end."""
+    with run_spector(_node(), tmp_path_factory.mktemp("spector")) as server:
+        yield server
 
 
 # -- the session's tally, printed at the end -------------------------------------------------
