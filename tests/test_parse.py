@@ -235,6 +235,18 @@ def test_decode_json_and_extract() -> None:
         decode_json(b"{not json")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"status": "\xff"}', b"[" * 5000 + b"]" * 5000, b'{"a":' * 2000 + b"1" + b"}" * 2000],
+    ids=["bad UTF-8 in a string", "deep arrays", "deep objects"],
+)
+def test_every_malformed_body_is_a_decode_error(body: bytes) -> None:
+    # msgspec itself raises UnicodeDecodeError and RecursionError for these; callers catch
+    # one exception type, so a hostile body must not escape as another.
+    with pytest.raises(msgspec.DecodeError, match="malformed"):
+        decode_json(body)
+
+
 def test_response_view_build_lowercases_headers_and_encodes_text() -> None:
     view = ResponseView.build(202, {"Operation-Location": "u", "RETRY-AFTER": "1"}, "é", "x")
     assert view.headers == {"operation-location": "u", "retry-after": "1"}

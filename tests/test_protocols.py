@@ -198,6 +198,16 @@ def test_a_rejected_start_raises_with_the_service_error(rsps, pipeline, code: in
     assert len(rsps.calls) == 1  # a POST start is never repeated, and nothing is polled
 
 
+@pytest.mark.parametrize("body", [b'{"error": "\xff"}', b"[" * 5000], ids=["bad UTF-8", "deep"])
+def test_a_rejected_start_with_a_hostile_body_raises_start_rejected(rsps, pipeline, body) -> None:
+    rsps.post(START, status=400, body=body, content_type="application/json")
+    with pytest.raises(StartRejectedError) as info:
+        Operation.start(pipeline, "POST", START)
+    assert info.value.status_code == 400
+    assert info.value.service_error is None
+    assert info.value.response.content == body
+
+
 @pytest.mark.parametrize("code", [200, 201])
 @pytest.mark.parametrize(
     ("body", "outcome"),

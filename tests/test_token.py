@@ -307,6 +307,9 @@ BAD_TOKENS: dict[str, tuple[Any, str]] = {
     "unknown field": (b64({**VALID, "SECRETVALUE": 1}), "format"),
     "unknown version": (b64({**VALID, "v": 99}), "version 99"),
     "huge version": (b64({**VALID, "v": 10**12}), "unknown version"),
+    # Within the default size limit; msgspec raises RecursionError for this nesting.
+    "deeply nested": (b64(b'{"SECRETVALUE":' + b"[" * 1000 + b"]" * 1000 + b"}"), "nests"),
+    "bad UTF-8": (b64(json.dumps(VALID).encode().replace(b'"POST', b'"SECRETVALUE\xff')), "UTF-8"),
     "version as text": (b64({**VALID, "v": "2"}), "format"),
     "no version": (b64({k: v for k, v in VALID.items() if k != "v"}), "format"),
     "version 1 with version 2 fields": (b64({**VALID, "v": 1, "o": "https://h.example"}), "format"),

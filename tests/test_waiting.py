@@ -468,7 +468,10 @@ def test_answers_that_never_arrive_are_retried(rsps, pipeline, clock, error) -> 
     assert operation.state is S.SUCCEEDED
 
 
-@pytest.mark.parametrize("body", ["", '{"status": "Succ', "<html>502 Bad Gateway</html>"])
+@pytest.mark.parametrize(
+    "body",
+    ["", '{"status": "Succ', "<html>502 Bad Gateway</html>", b'{"status": "\xff"}', b"[" * 5000],
+)
 def test_unreadable_bodies_are_retried_and_change_nothing(rsps, pipeline, clock, body) -> None:
     operation = start_job(rsps, pipeline)
     changes: list[StateChange[Any]] = []

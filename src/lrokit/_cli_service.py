@@ -374,7 +374,7 @@ def _last_document(operation: Operation[Any]) -> Any:
     if response is not None:
         try:
             document = decode_json(response.content)
-        except Exception:  # noqa: BLE001 - not JSON: summarised below
+        except msgspec.DecodeError:  # not JSON: summarised below
             document = None
         if isinstance(document, dict):
             return document

@@ -161,8 +161,16 @@ _decoder = msgspec.json.Decoder()
 
 
 def decode_json(body: bytes) -> Any:
-    """Decode a JSON body; raises ``msgspec.DecodeError`` on malformed input."""
-    return _decoder.decode(body)
+    """Decode a JSON body; raises ``msgspec.DecodeError`` on any malformed input.
+
+    msgspec raises ``UnicodeDecodeError`` for bad UTF-8 in a string and ``RecursionError``
+    for nesting deeper than it follows (about 1000 levels); both are malformed bodies here,
+    so one ``except msgspec.DecodeError`` in each caller covers every hostile answer.
+    """
+    try:
+        return _decoder.decode(body)
+    except (UnicodeDecodeError, RecursionError) as error:
+        raise msgspec.DecodeError(f"JSON is malformed: {error}") from None
 
 
 def extract(document: Any, path: Sequence[str]) -> Any:

@@ -209,7 +209,7 @@ def _refuse_version(decoded: bytes) -> None:
     """Raise the clear error for an unknown version, if that is what ``decoded`` has."""
     try:
         version = _envelope_decoder.decode(decoded).v
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return
     if version not in KNOWN_VERSIONS:
         shown = f"version {version}" if 0 <= version < 10_000 else "an unknown version"
@@ -473,9 +473,10 @@ def _read(data: bytes, signer: TokenSigner | None, cls: type[RehydrationToken]) 
         raise InvalidTokenError(
             f"token does not match the token format: {_describe(error)}"
         ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string.
-        raise InvalidTokenError("token is not valid UTF-8 JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string, and
+        # RecursionError for nesting deeper than about 1000 levels (2.7 KB of token).
+        raise InvalidTokenError("token is not valid UTF-8 JSON, or nests too deeply") from None
     if type(fields) is TokenV1:
         fields = upgrade(fields)
     token = cls.__new__(cls)  # the fields are checked here, not by __init__ again
