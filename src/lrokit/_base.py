@@ -46,7 +46,6 @@ from ._parse import (
     ResponseView,
     StatusUpdate,
     decode_json,
-    extract,
     parse_retry_after,
     parse_service_error,
 )
@@ -656,7 +655,7 @@ class OperationBase(Generic[T]):
             return False
         try:
             decode_json(view.body)
-        except Exception:  # noqa: BLE001 - msgspec.DecodeError and anything else undecodable
+        except msgspec.DecodeError:
             return True
         return False
 
@@ -785,10 +784,7 @@ class OperationBase(Generic[T]):
             CancelRejectedError: the service answered with an HTTP error; state unchanged.
         """
         code = view.status_code
-        try:
-            document = decode_json(view.body) if view.body else None
-        except Exception:  # noqa: BLE001 - an unreadable body confirms nothing
-            document = None
+        document, raw_status = self._core.cancel_report(view)
         if not 200 <= code < 300:
             raise CancelRejectedError(
                 f"the service rejected the cancel request with HTTP {code}",
@@ -797,17 +793,8 @@ class OperationBase(Generic[T]):
                 service_error=parse_service_error(document),
                 rehydration_token=str(self.rehydration_token),
             )
-        options = self._core.options
-        paths = (
-            (options.status_path,)
-            if options.status_path is not None
-            else (("status",), ("properties", "provisioningState"))
-        )
-        raw_status = next(
-            (v for v in (extract(document, p) for p in paths) if isinstance(v, str) and v),
-            None,
-        )
-        if raw_status is None or options.vocabulary(raw_status) is not OperationState.CANCELED:
+        vocabulary = self._core.options.vocabulary
+        if raw_status is None or vocabulary(raw_status) is not OperationState.CANCELED:
             return None
         update = StatusUpdate(
             OperationState.CANCELED, raw_status, error=parse_service_error(document)

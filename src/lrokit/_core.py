@@ -615,6 +615,16 @@ class OperationCore:
                 rehydration_token=self._token_or_none(),
             ) from None
 
+    def cancel_report(self, view: ResponseView) -> tuple[Any, str | None]:
+        """Read the answer to a service-side cancel request, changing nothing.
+
+        Returns its JSON document (None when the body is empty or not JSON) and the status
+        string it reports, found where a poll's would be (``options.status_path``, else
+        ``status`` or ``properties.provisioningState``), or None.
+        """
+        document = self._lenient_json(view.body)
+        return document, self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
+
     @staticmethod
     def _lenient_json(body: bytes) -> Any:
         try:
