@@ -27,7 +27,6 @@ from ._async_pipeline import (
     SupportsAsyncPipeline,
     default_async_sleep,
     httpx_view,
-    with_params,
 )
 from ._base import NO_BODY, NO_WAIT, OperationBase, PollUpdate, Wait, WaitStep, bounded_step
 from ._base import within as _within
@@ -36,6 +35,7 @@ from ._delay import DelayStrategy
 from ._exceptions import HookError, LroError, PollTransportError
 from ._parse import ResponseView, parse_retry_after
 from ._token import RehydrationToken
+from ._urls import with_params
 
 __all__ = ["AsyncOperation", "Limiter"]
 

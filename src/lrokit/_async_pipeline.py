@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -34,7 +33,6 @@ __all__ = [
     "SupportsAsyncPipeline",
     "default_async_sleep",
     "httpx_view",
-    "with_params",
 ]
 
 #: Waits ``seconds`` unless ``cancel`` is set first; returns True when it was cancelled.
@@ -193,16 +191,6 @@ def httpx_view(response: Any) -> ResponseView:
     return ResponseView(
         response.status_code, response.headers, response.content, str(response.url), response
     )
-
-
-def with_params(url: str, params: Mapping[str, str] | None) -> str:
-    """``url`` with ``params`` appended to its query, encoded as ``requests`` does."""
-    if not params:
-        return url
-    parts = urlsplit(url)
-    extra = urlencode(list(params.items()), doseq=True)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 class AsyncPipeline(BasePipeline):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 from urllib.parse import unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -142,10 +142,17 @@ def with_api_version(url: str, api_version: str | None) -> str:
     if api_version is None or api_version_of(url) is not None:
         return url
     try:
-        parts = urlsplit(url)
+        return with_params(url, {"api-version": api_version})
     except ValueError:
         return url  # unreadable: left for the origin check to refuse
-    extra = urlencode({"api-version": api_version})
+
+
+def with_params(url: str, params: Mapping[str, str] | None) -> str:
+    """``url`` with ``params`` appended to its query, encoded as ``requests`` does."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    extra = urlencode(list(params.items()), doseq=True)
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 

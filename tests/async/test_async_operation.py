@@ -42,7 +42,8 @@ from lrokit import (
     WaitCancelledError,
     WaitTimeoutError,
 )
-from lrokit._async_pipeline import default_async_sleep, with_params
+from lrokit._async_pipeline import default_async_sleep
+from lrokit._urls import with_params
 from lrokit.testing import AsyncFakeClock, LroScript, Poll
 
 pytestmark = pytest.mark.anyio
