@@ -92,12 +92,12 @@ def _counting_session(sent: list[requests.PreparedRequest]) -> requests.Session:
 def run_lrokit(table: ModuleType, endpoint: str, scenario: Any) -> tuple[int, bool]:
     """The conformance driver's way: requests of the operations (pages apart), value right."""
     sent: list[requests.PreparedRequest] = []
-    time_ = table.ZeroTime()
+    time_ = table.FakeClock()
     policy = PollingPolicy(interval=1.0, max_retries=0)
     base = endpoint.rstrip("/")
     correct = True
     with Pipeline(
-        endpoint, _counting_session(sent), polling=policy, clock=time_.clock, sleep=time_.sleep
+        endpoint, _counting_session(sent), polling=policy, clock=time_, sleep=time_.sleep
     ) as pipeline:
         for call in scenario.calls:
             operation: Operation[Any] = Operation.start(

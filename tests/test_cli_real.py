@@ -25,6 +25,7 @@ import requests
 from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
 from lrokit.demo import API_VERSION, DemoService, FaultPlan
+from lrokit.testing import FakeClock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
 FAST = ["--interval", "0.02"]
@@ -287,20 +288,15 @@ def test_poll_in_a_real_process_exits_with_the_outcome(service):
     assert "\x1b" not in finished.stderr
 
 
-def no_sleep(monkeypatch) -> list[float]:
-    """Make the command's sleeps instant; returns the delays it asked for."""
-    asked: list[float] = []
-
-    def instant(seconds: float, cancel: object) -> bool:
-        asked.append(seconds)
-        return False
-
-    monkeypatch.setattr(_cli_service, "default_sleep", instant)
-    return asked
+def no_sleep(monkeypatch) -> FakeClock:
+    """Make the command's sleeps instant; the clock's ``sleeps`` are the delays it asked for."""
+    clock = FakeClock()
+    monkeypatch.setattr(_cli_service, "default_sleep", clock.sleep)
+    return clock
 
 
 def test_poll_retries_transient_faults_then_exits_5(capsys, monkeypatch):
-    asked = no_sleep(monkeypatch)
+    clock = no_sleep(monkeypatch)
     faults = FaultPlan(unavailable=1.0, retry_after=0.01)
     with DemoService(polls_to_complete=1, retry_after=0.01, faults=faults) as busy:
         url = start(busy)
@@ -315,7 +311,7 @@ def test_poll_retries_transient_faults_then_exits_5(capsys, monkeypatch):
     assert "(back-off)" in lines[0]
     assert "6 transient faults in a row" in err
     assert "lrokit resume " in err  # worth resuming once the service recovers
-    assert len(asked) == 5
+    assert len(clock.sleeps) == 5
 
 
 def test_poll_of_a_service_that_does_not_answer_exits_5(capsys, monkeypatch):

@@ -31,7 +31,7 @@ from lrokit import (
     async_wait_all,
     wait_all,
 )
-from lrokit.testing import AsyncFakeClock
+from lrokit.testing import AsyncFakeClock, FakeClock
 
 S = OperationState
 HOST = "https://svc.example.com"
@@ -215,20 +215,6 @@ def test_a_thread_waiting_for_its_turn_honours_its_deadline_and_event() -> None:
 # -- many operations: sync, one thread ----------------------------------------------------------
 
 
-class SyncClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float, cancel: threading.Event | None) -> bool:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        return cancel is not None and cancel.is_set()
-
-
 def _sync_ops(mock: responses.RequestsMock, pipeline: Pipeline, hints: list[str]) -> list[Any]:
     ops = []
     for number, hint in enumerate(hints, start=1):
@@ -241,7 +227,7 @@ def _sync_ops(mock: responses.RequestsMock, pipeline: Pipeline, hints: list[str]
 
 
 def test_as_completed_polls_by_next_due_time_from_one_thread() -> None:
-    clock = SyncClock()
+    clock = FakeClock(0.0)
     with (
         responses.RequestsMock() as mock,
         Pipeline(HOST, polling=PollingPolicy(interval=0.5), clock=clock, sleep=clock.sleep) as p,
@@ -257,7 +243,7 @@ def test_as_completed_polls_by_next_due_time_from_one_thread() -> None:
 
 
 def test_wait_all_returns_done_and_pending_at_the_deadline() -> None:
-    clock = SyncClock()
+    clock = FakeClock(0.0)
     with (
         responses.RequestsMock() as mock,
         Pipeline(HOST, polling=PollingPolicy(interval=1), clock=clock, sleep=clock.sleep) as p,
@@ -279,7 +265,7 @@ def test_wait_all_returns_done_and_pending_at_the_deadline() -> None:
 
 
 def test_as_completed_raises_an_operations_error_and_leaves_the_others() -> None:
-    clock = SyncClock()
+    clock = FakeClock(0.0)
     with (
         responses.RequestsMock(assert_all_requests_are_fired=False) as mock,
         Pipeline(HOST, polling=PollingPolicy(interval=1), clock=clock, sleep=clock.sleep) as p,
@@ -293,7 +279,7 @@ def test_as_completed_raises_an_operations_error_and_leaves_the_others() -> None
 
 
 def test_prepared_operations_are_started_first() -> None:
-    clock = SyncClock()
+    clock = FakeClock(0.0)
     with (
         responses.RequestsMock() as mock,
         Pipeline(HOST, polling=PollingPolicy(interval=1), clock=clock, sleep=clock.sleep) as p,
@@ -454,7 +440,7 @@ async def test_the_limiter_is_first_come_first_served_and_survives_cancellation(
 
 
 def test_a_request_that_runs_into_the_deadline_ends_as_completed_with_a_timeout() -> None:
-    clock = SyncClock()
+    clock = FakeClock(0.0)
     policy = PollingPolicy(interval=1, max_retries=0)
     with (
         responses.RequestsMock() as mock,

@@ -19,7 +19,6 @@ The mock definitions these rows follow are the ``mockapi.ts`` files under
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pytest
 import requests
 
 from lrokit import Operation, OperationState, Pipeline, PollingPolicy
+from lrokit.testing import FakeClock
 
 SPECS = (
     Path(__file__).resolve().parent / "node_modules" / "@azure-tools" / "azure-http-specs" / "specs"
@@ -526,22 +526,6 @@ SCENARIOS = [
 # -- the driver ----------------------------------------------------------------------------------
 
 
-class ZeroTime:
-    """A clock that moves only when slept on, and a sleep that returns at once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float, cancel: threading.Event | None) -> bool:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        return False
-
-
 def fill(expected: Any, base: str) -> Any:
     """``expected`` with the server's base URL put where the table says ``{base}``."""
     if isinstance(expected, str):
@@ -570,11 +554,11 @@ def read_pages(pipeline: Pipeline, value: Any, limit: int = 10) -> list[Any]:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_spector_scenario(spector: Any, scenario: Scenario) -> None:
     base = spector.endpoint.rstrip("/")
-    time_ = ZeroTime()
+    clock = FakeClock()
     sent: list[requests.PreparedRequest] = []
     lro_sent: list[requests.PreparedRequest] = []
     policy = PollingPolicy(interval=1.0, max_retries=0)
-    with Pipeline(spector.endpoint, polling=policy, clock=time_.clock, sleep=time_.sleep) as pipe:
+    with Pipeline(spector.endpoint, polling=policy, clock=clock, sleep=clock.sleep) as pipe:
         pipe.session.hooks["response"].append(lambda r, *args, **kwargs: sent.append(r.request))
         mark = spector.mark()
         for number, call in enumerate(scenario.calls):

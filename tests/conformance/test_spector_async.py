@@ -25,6 +25,7 @@ from lrokit import (
     PollingPolicy,
     ResponseView,
 )
+from lrokit.testing import AsyncFakeClock
 
 
 class Recording:
@@ -56,21 +57,6 @@ class Recording:
         await self.inner.aclose()
 
 
-class ZeroTime:
-    """A clock that moves only when slept on, and an async sleep that returns at once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float, cancel: asyncio.Event | None) -> bool:
-        self.now += seconds
-        await asyncio.sleep(0)
-        return False
-
-
 async def read_pages(pipeline: AsyncPipeline, value: Any, limit: int = 10) -> list[Any]:
     """The pager's step, as in the sync driver: follow ``nextLink`` (bounded)."""
     pages: list[Any] = []
@@ -86,12 +72,12 @@ async def read_pages(pipeline: AsyncPipeline, value: Any, limit: int = 10) -> li
 
 async def drive(spector: Any, scenario: Scenario) -> None:
     base = spector.endpoint.rstrip("/")
-    time_ = ZeroTime()
+    clock = AsyncFakeClock()
     sender = Recording()
     lro_sent = 0
     policy = PollingPolicy(interval=1.0, max_retries=0)
     async with AsyncPipeline(
-        spector.endpoint, sender, polling=policy, clock=time_.clock, sleep=time_.sleep
+        spector.endpoint, sender, polling=policy, clock=clock, sleep=clock.sleep
     ) as pipe:
         mark = spector.mark()
         for number, call in enumerate(scenario.calls):
