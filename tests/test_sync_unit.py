@@ -97,10 +97,6 @@ def scripted_job(rsps: responses.RequestsMock, pipeline: Pipeline, *statuses: st
     return Operation.start(pipeline, "POST", "jobs", params={"api-version": "1"})
 
 
-def calls_to(rsps: responses.RequestsMock, url: str) -> int:
-    return sum(1 for call in rsps.calls if call.request.url == url)
-
-
 # -- start ---------------------------------------------------------------------------------
 
 
@@ -210,7 +206,7 @@ def test_wait_accepts_seconds_and_timedelta(rsps, pipeline, clock, interval, exp
     operation = scripted_job(rsps, pipeline, "Running", "Running", "Succeeded")
     assert operation.wait_for_completion(polling_interval=interval) is operation
     assert clock.sleeps == [expected] * 3
-    assert calls_to(rsps, MONITOR) == 3
+    rsps.assert_call_count(MONITOR, 3)
     assert operation.state is S.SUCCEEDED
 
 
@@ -394,7 +390,7 @@ def test_timeout_raises_at_the_deadline_without_sleeping_past_it(
         operation.wait_for_completion(polling_interval=2, timeout=timeout)
     assert clock.now - started == pytest.approx(5.0)
     assert clock.sleeps == [2.0, 2.0, 1.0]
-    assert calls_to(rsps, MONITOR) == 2
+    rsps.assert_call_count(MONITOR, 2)
     assert isinstance(info.value, TimeoutError)
     assert info.value.state is S.RUNNING
     assert info.value.rehydration_token is not None
@@ -409,7 +405,7 @@ def test_timeout_shorter_than_retry_after(rsps, pipeline, clock) -> None:
     with pytest.raises(WaitTimeoutError):
         operation.wait_for_completion(timeout=4)
     assert clock.sleeps == [4.0]
-    assert calls_to(rsps, MONITOR) == 0
+    rsps.assert_call_count(MONITOR, 0)
 
 
 def test_zero_timeout_neither_sleeps_nor_polls(rsps, pipeline, clock) -> None:
@@ -438,7 +434,7 @@ def test_cancel_during_the_wait_leaves_the_operation_resumable(rsps, pipeline, c
     clock.cancel_after = (2, cancel)  # the second sleep is interrupted
     with pytest.raises(WaitCancelledError):
         operation.wait_for_completion(cancel=cancel)
-    assert calls_to(rsps, MONITOR) == 1
+    rsps.assert_call_count(MONITOR, 1)
     assert operation.state is S.RUNNING
     resumed = Operation.rehydrate(pipeline, operation.rehydration_token)
     clock.cancel_after = None
@@ -477,7 +473,7 @@ def test_too_many_transient_errors_raise_with_the_token(rsps, pipeline, clock) -
     monitor(rsps, 503, 503, 503, "Succeeded")
     with pytest.raises(PollRejectedError) as info:
         operation.wait_for_completion()
-    assert calls_to(rsps, MONITOR) == 3  # max_retries=2: three attempts in all
+    rsps.assert_call_count(MONITOR, 3)  # max_retries=2: three attempts in all
     error = info.value
     assert error.status_code == 503
     assert isinstance(error.response, requests.Response)
@@ -496,7 +492,7 @@ def test_update_status_counts_transient_errors_too(rsps, pipeline) -> None:
     assert operation.update_status() is not None
     with pytest.raises(PollRejectedError):
         operation.update_status()
-    assert calls_to(rsps, MONITOR) == 3
+    rsps.assert_call_count(MONITOR, 3)
 
 
 @pytest.mark.parametrize("error", [requests.ConnectionError, requests.Timeout])
@@ -515,7 +511,7 @@ def test_too_many_connection_errors_raise_with_the_token(rsps, pipeline) -> None
     rsps.get(MONITOR, body=requests.ConnectionError("refused"))
     with pytest.raises(PollRejectedError) as info:
         operation.wait_for_completion()
-    assert calls_to(rsps, MONITOR) == 3
+    rsps.assert_call_count(MONITOR, 3)
     assert info.value.status_code == 0
     assert isinstance(info.value.__cause__, requests.ConnectionError)
     assert info.value.rehydration_token is not None
@@ -529,7 +525,7 @@ def test_a_rejected_poll_keeps_the_operation(rsps, pipeline) -> None:
         operation.wait_for_completion()
     assert info.value.status_code == 404
     assert info.value.service_error == ServiceError("NotFound")
-    assert calls_to(rsps, MONITOR) == 1  # a 404 is not retried
+    rsps.assert_call_count(MONITOR, 1)  # a 404 is not retried
     assert operation.state is S.RUNNING
 
 

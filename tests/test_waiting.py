@@ -87,10 +87,6 @@ def monitor(rsps: responses.RequestsMock, *answers: str | int, **kw: Any) -> Non
             rsps.get(MONITOR, json=body, **kw)
 
 
-def polls(rsps: responses.RequestsMock, url: str = MONITOR) -> int:
-    return sum(1 for call in rsps.calls if call.request.url == url)
-
-
 def with_policy(clock: Any, **settings: Any) -> Pipeline:
     """A pipeline on the fake clock with a policy of its own."""
     return Pipeline(HOST, polling=PollingPolicy(**settings), clock=clock, sleep=clock.sleep)
@@ -257,7 +253,7 @@ def test_the_wait_ends_at_the_deadline_not_one_delay_later(rsps, pipeline, clock
         operation.wait_for_completion(timeout=5)
     assert clock.sleeps == [5.0]
     assert clock.now - started == 5.0
-    assert polls(rsps) == 0  # no request at the deadline
+    rsps.assert_call_count(MONITOR, 0)  # no request at the deadline
 
 
 def test_the_timeout_error_carries_the_last_status_and_the_token(rsps, pipeline, clock) -> None:
@@ -286,7 +282,7 @@ def test_the_deadline_holds_while_backing_off_from_faults(rsps, clock) -> None:
             operation.wait_for_completion(timeout=4)
     assert clock.now - started == pytest.approx(4.0)
     assert clock.sleeps == [1.0, 0.5, 1.0, 1.5]  # the 2 s back-off is cut to the deadline
-    assert polls(rsps) == 3
+    rsps.assert_call_count(MONITOR, 3)
 
 
 def test_the_deadline_bounds_the_request_in_flight(rsps, clock) -> None:
@@ -371,7 +367,7 @@ def test_a_set_event_interrupts_a_real_sleep_promptly(rsps) -> None:
     assert time.monotonic() - started < 1.0  # well under the 10 s delay
     assert info.value.state is S.RUNNING
     assert info.value.rehydration_token is not None
-    assert polls(rsps) == 0
+    rsps.assert_call_count(MONITOR, 0)
 
 
 def test_default_sleep_wakes_on_the_event() -> None:
@@ -447,7 +443,7 @@ def test_other_errors_are_not_retried(rsps, pipeline, code) -> None:
     with pytest.raises(PollRejectedError) as info:
         operation.wait_for_completion()
     assert not isinstance(info.value, RetriesExhaustedError)
-    assert polls(rsps) == 1
+    rsps.assert_call_count(MONITOR, 1)
 
 
 @pytest.mark.parametrize(
@@ -542,7 +538,7 @@ def test_max_retries_zero_turns_retrying_off(rsps, clock) -> None:
     assert info.value.status_code == 0
     assert info.value.failures == 1
     assert isinstance(info.value.__cause__, requests.ConnectionError)
-    assert polls(rsps) == 1
+    rsps.assert_call_count(MONITOR, 1)
 
 
 def test_the_final_get_is_retried_too(rsps, pipeline, clock) -> None:
@@ -577,7 +573,7 @@ def test_update_status_on_a_lost_answer_raises_a_typed_counted_error(rsps, pipel
         operation.update_status()
     assert spent.value.status_code == 0
     assert not isinstance(spent.value, PollTransportError)  # `except PollTransportError` ends
-    assert polls(rsps) == 3
+    rsps.assert_call_count(MONITOR, 3)
 
 
 def test_update_status_returns_none_only_when_nothing_is_left(rsps, pipeline) -> None:
@@ -591,7 +587,7 @@ def test_update_status_returns_none_only_when_nothing_is_left(rsps, pipeline) ->
     assert operation.update_status() is not None
     assert operation.state is S.SUCCEEDED
     assert operation.update_status() is None
-    assert polls(rsps) == 2
+    rsps.assert_call_count(MONITOR, 2)
 
 
 def test_update_status_raises_for_an_unreadable_body_and_counts_it(rsps, pipeline) -> None:
@@ -611,7 +607,7 @@ def test_a_readable_answer_without_status_is_not_retried(rsps, pipeline) -> None
     rsps.get(MONITOR, json={"percentComplete": 5})
     with pytest.raises(ProtocolError, match="no readable status"):
         operation.wait_for_completion()
-    assert polls(rsps) == 1
+    rsps.assert_call_count(MONITOR, 1)
     assert operation.consecutive_failures == 0
 
 
