@@ -2,7 +2,8 @@
 
 ``bench/run_all.py`` builds one :class:`Section` per part of the benchmark, prints them, and
 writes them with :func:`write_markdown` (plots are drawn by the sections' ``plot`` callables
-with matplotlib's Agg backend).
+with matplotlib's Agg backend). The standalone scripts (``bench/bench_*.py``) share its
+plain-text helpers.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Check:
 
     @property
     def verdict(self) -> str:
-        return "PASS" if self.ok else "MISS"
+        return verdict(self.ok)
 
 
 @dataclass
@@ -119,6 +120,21 @@ def text_table(rows: Sequence[Sequence[str]]) -> str:
             cells.append(text.rjust(widths[i]) if numeric else text.ljust(widths[i]))
         lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def verdict(ok: bool) -> str:
+    """PASS or MISS."""
+    return "PASS" if ok else "MISS"
+
+
+def us(seconds: float) -> str:
+    """Seconds as microseconds with the unit, aligned for the scripts' plain-text columns."""
+    return f"{seconds * 1e6:9.2f} us"
+
+
+def ratio(value: float, floor: float) -> str:
+    """``value`` as a multiple of ``floor``, in parentheses (n/a when the floor is not > 0)."""
+    return f"({value / floor:5.1f}x)" if floor > 0 else "(  n/a)"
 
 
 def _plain(cell: str) -> str:

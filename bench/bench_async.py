@@ -44,6 +44,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import httpx
+from _report import ratio, us, verdict
 
 from lrokit import (
     AsyncOperation,
@@ -429,18 +430,6 @@ def machine_description() -> str:
         f"{platform.python_implementation()} {platform.python_version()}"
         f" on {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs\n  {versions}"
     )
-
-
-def us(seconds: float) -> str:
-    return f"{seconds * 1e6:9.2f} us"
-
-
-def ratio(value: float, floor: float) -> str:
-    return f"({value / floor:5.1f}x)" if floor > 0 else "(  n/a)"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 async def measure_memory_side(settings: Settings) -> dict[str, list[float]]:

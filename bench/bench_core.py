@@ -31,6 +31,7 @@ from typing import Any
 if importlib.util.find_spec("lrokit") is None:  # a checkout without install: use src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _report import ratio, us, verdict
 from transitions import Machine
 
 from lrokit import Operation, OperationCore, Pipeline, ResponseView
@@ -331,21 +332,6 @@ def machine_description() -> str:
         f" on {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs\n"
         f"  {versions}"
     )
-
-
-def us(seconds: float) -> str:
-    """Seconds as microseconds, aligned."""
-    return f"{seconds * 1e6:9.2f} us"
-
-
-def ratio(value: float, floor: float) -> str:
-    """``value`` as a multiple of ``floor``."""
-    return f"({value / floor:5.1f}x)" if floor > 0 else "(  n/a)"
-
-
-def verdict(ok: bool) -> str:
-    """PASS or MISS."""
-    return "PASS" if ok else "MISS"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import requests
+from _report import verdict
 
 from lrokit import Operation, Pipeline, RehydrationToken, ResponseView
 from lrokit.demo import DemoService
@@ -280,10 +281,6 @@ def machine_description(with_azure: bool) -> str:
     )
 
 
-def verdict(ratio: float, target: float) -> str:
-    return "PASS" if ratio <= target else "MISS"
-
-
 def run_start(start: Start, count: int, repeats: int, with_azure: bool) -> list[str]:
     """Measure one operation; print its table; return the missed targets."""
     ours = Lrokit(start)
@@ -324,12 +321,12 @@ def run_start(start: Start, count: int, repeats: int, with_azure: bool) -> list[
             continue
         other_shown = f"{other:>11}" if isinstance(other, int) else f"{other * 1e6:>11.2f}"
         ratio = mine / other
-        result = verdict(ratio, target)
+        ok = ratio <= target
         print(
             f"  {label:34} {shown} {other_shown} {ratio:>7.2f} {'<= ' + format(target, '.2f'):>8}"
-            f"  {result}"
+            f"  {verdict(ok)}"
         )
-        if result == "MISS":
+        if not ok:
             missed.append(f"{start.name}: {label}")
     return missed
 
