@@ -7,7 +7,6 @@ every 20 ms, so no test sleeps for more than a few hundredths of a second at a t
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -26,8 +25,8 @@ from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
 from lrokit.demo import API_VERSION, DemoService, FaultPlan
 from lrokit.testing import FakeClock
+from token_helpers import FIXTURES, b64, unb64
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
 FAST = ["--interval", "0.02"]
 KEY = bytes(range(32))
 
@@ -85,10 +84,9 @@ def token_of(service: DemoService, name: str = "store") -> str:
 def tampered(token: str) -> str:
     """``token`` with one field changed and its original signature kept."""
     payload, key_id, mac = token.split(".")
-    document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    document = unb64(payload)
     document["a"] = 99  # the attempt count
-    changed = base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
-    return f"{changed}.{key_id}.{mac}"
+    return f"{b64(document)}.{key_id}.{mac}"
 
 
 # -- poll ------------------------------------------------------------------------------------
@@ -662,7 +660,7 @@ def test_inspect_never_prints_credentials_or_keys(capsys, tmp_path):
     with Pipeline("https://svc.example.com/", tokens=TokenPolicy(secret_query_parameters=())) as p:
         operation = Operation.from_monitor(p, "operations/1?api-version=1&sig=SAS-SECRET-VALUE")
         token = str(operation.rehydration_token)
-    assert "SAS-SECRET-VALUE" in base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    assert "SAS-SECRET-VALUE" in json.dumps(unb64(token))
 
     shown = "".join(run(capsys, "token", "inspect", token, *extra)[1] for extra in ([], ["--json"]))
 

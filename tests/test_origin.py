@@ -9,7 +9,6 @@ allowlisted origin is reached (so the counter is known to count).
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from lrokit import (
 )
 from lrokit._urls import origin_of, resolve, with_api_version
 from lrokit.demo import CreateVectorStoreOperation, DemoService, VectorStoreClient
+from token_helpers import b64, unb64
 
 # -- the policy on its own -------------------------------------------------------------------
 
@@ -333,14 +333,8 @@ def test_the_counter_counts_an_allowlisted_origin(servers: tuple[Server, Server]
     assert [r[:2] for r in hostile.requests] == [("GET", "/ops/1")]
 
 
-def b64_json(text: str) -> dict[str, Any]:
-    payload = text.partition(".")[0]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
 def forge(text: str, **changes: Any) -> str:
-    document = {**b64_json(text), **changes}
-    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+    return b64({**unb64(text), **changes})
 
 
 @pytest.fixture
@@ -359,7 +353,7 @@ def test_tampered_tokens_never_reach_another_server(
     with VectorStoreClient(demo.endpoint, polling=instant, request_timeout=5.0) as client:
         operation = client.create_vector_store("pinned", wait_until_completed=False)
         text = str(operation.rehydration_token)
-        assert b64_json(text)["o"] == demo.endpoint.rstrip("/")
+        assert unb64(text)["o"] == demo.endpoint.rstrip("/")
         forgeries = {
             "origin": forge(text, o=hostile.endpoint.rstrip("/")),
             "polling URL": forge(text, pu=f"{hostile.endpoint}ops/1"),

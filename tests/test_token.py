@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,25 +30,13 @@ from lrokit import (
     UntrustedOriginError,
 )
 from lrokit._token import CURRENT_VERSION, KNOWN_VERSIONS, MAX_TOKEN_BYTES, TokenV1, TokenV2
+from token_helpers import FIXTURE_SIGNER, FIXTURES, b64, unb64
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
-#: The key of the signed fixtures (a test key, published on purpose).
-FIXTURE_SIGNER = TokenSigner({"fixture-2024": bytes(range(32))})
 ENDPOINT = "https://svc.example.com/"  # the conftest pipeline's endpoint
 START = f"{ENDPOINT}jobs"
 MONITOR = f"{ENDPOINT}operations/1"
 KEY_A = b"A" * 32
 KEY_B = b"B" * 32
-
-
-def b64(document: Any) -> str:
-    raw = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64(text: str) -> Any:
-    payload = text.partition(".")[0]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def fixture_names() -> list[str]:

@@ -14,7 +14,6 @@ import binascii
 import itertools
 import json
 import random
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -32,9 +31,8 @@ from lrokit import (
 )
 from lrokit._token import TokenV2
 from lrokit._urls import api_version_of
+from token_helpers import FIXTURE_SIGNER, FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tokens"
-FIXTURE_SIGNER = TokenSigner({"fixture-2024": bytes(range(32))})
 ENDPOINT = "https://svc.example.com/"
 POLICY = OriginPolicy(ENDPOINT, ["https://ops.example.org:8443"])
 
