@@ -18,7 +18,7 @@ import msgspec
 from typing_extensions import Self
 
 from . import _observe
-from ._core import Action, Decision, OperationCore, ProtocolOptions
+from ._core import IDEMPOTENT_METHODS, Action, Decision, OperationCore, ProtocolOptions
 from ._delay import (
     DelaySource,
     DelayStrategy,
@@ -72,7 +72,6 @@ __all__ = [
 OPERATION_ID_HEADER = "Operation-Id"
 _OPERATION_ID_LOWER = OPERATION_ID_HEADER.lower()
 #: Start requests that may be repeated without an ``Operation-Id``: idempotent by HTTP.
-_IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
 _POLLING_ACTIONS = frozenset({Action.POLL, Action.RETRY, Action.FETCH_FINAL})
 #: What a token accepts as an Operation-Id: visible ASCII, at most 256 characters.
 _TOKEN_WORD = re.compile(r"[!-~]{1,256}")
@@ -298,16 +297,17 @@ class OperationBase(Generic[T]):
     def _restore_core(
         cls,
         pipeline: PipelineSettings,
-        token: RehydrationToken | str | bytes,
+        token: RehydrationToken,
         options: ProtocolOptions | None,
     ) -> OperationCore:
-        # Size, signature and format are checked by the pipeline's token policy, then the
-        # values, the kind and every URL's origin by the core; nothing is sent.
-        tokens = pipeline.tokens
-        if not isinstance(token, RehydrationToken) or tokens.signer is not None:
-            token = tokens.read(token)
+        # The caller has read the token with the pipeline's token policy (size, signature,
+        # format); the core checks the values, the kind and every URL's origin. No I/O.
         return OperationCore._restore(
-            token, options or cls.protocol_options, pipeline.origin_policy, cls.kind(), tokens
+            token,
+            options or cls.protocol_options,
+            pipeline.origin_policy,
+            cls.kind(),
+            pipeline.tokens,
         )
 
     @classmethod
@@ -342,7 +342,7 @@ class OperationBase(Generic[T]):
         if request is None:
             return None
         for name, value in request.headers.items():
-            if name.lower() == OPERATION_ID_HEADER.lower():
+            if name.lower() == _OPERATION_ID_LOWER:
                 return value if _TOKEN_WORD.fullmatch(value) else None
         return None
 
@@ -387,7 +387,7 @@ class OperationBase(Generic[T]):
             )
         merged = {**(operation_headers or {}), **(headers or {})}
         if start_operation_id is not None:
-            for name in [n for n in merged if n.lower() == OPERATION_ID_HEADER.lower()]:
+            for name in [n for n in merged if n.lower() == _OPERATION_ID_LOWER]:
                 if merged.pop(name) != start_operation_id:
                     raise ValueError("headers carry an Operation-Id other than the token's")
             merged[OPERATION_ID_HEADER] = start_operation_id
@@ -530,9 +530,8 @@ class OperationBase(Generic[T]):
             interval = as_seconds(polling_interval)
         if timeout is None:  # Wait's own constructor is a Python function: skip it
             return _new_tuple(Wait, (interval, None, 0.0, cancel, limiter, None))
-        limit = None if timeout is None else as_seconds(timeout)
-        deadline = None if limit is None else self._settings.clock() + limit
-        return Wait(interval, deadline, limit or 0.0, cancel, limiter)
+        limit = as_seconds(timeout)
+        return Wait(interval, self._settings.clock() + limit, limit, cancel, limiter)
 
     def _wait_step(self, interval: Interval, deadline: float | None, now: float) -> WaitStep:
         """How long to sleep before the next request, and whether the deadline comes first.
@@ -702,7 +701,7 @@ class OperationBase(Generic[T]):
     def _start_is_safe(self, method: str) -> bool:
         """Whether a start request may be sent again after a fault: PUT and DELETE are
         idempotent, and an ``Operation-Id`` header makes a POST so on services honouring it."""
-        return method.upper() in _IDEMPOTENT_METHODS or self._start_has_operation_id
+        return method.upper() in IDEMPOTENT_METHODS or self._start_has_operation_id
 
     def _start_fault(self, method: str, status_code: int, hint: float | None) -> float | None:
         """Decide about a start request that hit a transient fault (``status_code`` 0: no

@@ -13,7 +13,6 @@ import base64
 import binascii
 import datetime
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from ._exceptions import (
 )
 from ._parse import decode_json
 from ._pipeline import Pipeline, default_sleep
-from ._signing import TokenSigner
+from ._signing import _KEY_ID, TokenSigner
 from ._state import OperationState
 from ._sync import Operation
 from ._token import DEFAULT_TOKEN_POLICY, RehydrationToken, TokenPolicy
@@ -67,7 +66,6 @@ _RULES = {
     DelaySource.CAP: "cap",
 }
 #: A key id as TokenSigner accepts it.
-_KEY_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 #: How often a live progress line counts down (seconds).
 _TICK = 0.25
 

@@ -38,7 +38,14 @@ from ._parse import (
     parse_service_error,
 )
 from ._state import INITIAL_STATE, TERMINAL_STATES, OperationState, Trigger, next_state
-from ._token import DEFAULT_TOKEN_POLICY, Pending, RehydrationToken, TokenPolicy, TokenV2
+from ._token import (
+    DEFAULT_TOKEN_POLICY,
+    ORIGIN_FORM,
+    Pending,
+    RehydrationToken,
+    TokenPolicy,
+    TokenV2,
+)
 from ._token import Protocol as TokenProtocol
 from ._token import State as TokenState
 from ._token import Via as TokenVia
@@ -61,6 +68,8 @@ _PLAIN_ABSOLUTE = re.compile(r"https?://(?![/?])[!\"$-:<-\[\]-~]+(?<!\?)")
 _DONE_CODES = frozenset({200, 201, 204})
 #: Poll answers that mean "try the same request again later", not "the operation is broken".
 TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
+#: Start methods that are safe to send again: repeating them cannot start a second operation.
+IDEMPOTENT_METHODS = frozenset({"PUT", "DELETE"})
 _MONITOR_PATH = ("status",)
 _RESOURCE_PATH = ("properties", "provisioningState")
 
@@ -807,7 +816,7 @@ class OperationCore:
         if not_started is not (pending is None):
             raise InvalidTokenError("token's state and pending request contradict each other")
         if not_started and not (
-            fields.method in ("PUT", "DELETE") or fields.start_operation_id is not None
+            fields.method in IDEMPOTENT_METHODS or fields.start_operation_id is not None
         ):
             raise InvalidTokenError(
                 "token of an operation whose start response never came has no URL to poll, and"
@@ -817,7 +826,7 @@ class OperationCore:
         base = fields.origin
         if base is not None and (origin_policy is None or base != origin_policy.origin_url):
             # Not this client's own endpoint origin: its form and trust, once for every URL.
-            if _TOKEN_ORIGIN.fullmatch(base) is None:
+            if ORIGIN_FORM.fullmatch(base) is None:
                 raise InvalidTokenError("token's origin is not of the form scheme://host[:port]")
             if origin_policy is not None and not origin_policy.trusts(base + "/"):
                 raise TokenOriginError(base + "/", origin_policy.origins, "origin")
@@ -916,14 +925,6 @@ class OperationCore:
             raise InvalidTokenError("token of a running operation has no URL to poll")
         return core
 
-    def next_request_url_for(self, action: Action) -> str | None:
-        """The URL that ``action`` would request."""
-        if action is Action.FETCH_FINAL:
-            return self.final_url
-        if action in (Action.POLL, Action.RETRY):
-            return self.polling_url
-        return None
-
     def __repr__(self) -> str:
         return (
             f"<OperationCore {self.method} {self.initial_url} state={self.state.value}"
@@ -955,8 +956,6 @@ _PENDING_ACTIONS: dict[str, Action | None] = {
     "fetch-final": Action.FETCH_FINAL,
     "done": Action.DONE,
 }
-#: A token's ``origin``: ``http(s)://`` and an authority without user info.
-_TOKEN_ORIGIN = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
 
 
 def _token_url(reference: str, field: str, base: str | None, policy: OriginPolicy | None) -> str:

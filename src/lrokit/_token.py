@@ -182,7 +182,7 @@ _PADDED_END = (b'"', b'==="', b'=="', b'="')
 _METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE", "GET"})
 #: Origins whose form was found good already: most tokens name one of a few services.
 _GOOD_ORIGINS: set[str] = set()
-_ORIGIN_FORM = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
+ORIGIN_FORM = re.compile(r"[hH][tT][tT][pP][sS]?://[^/?#@\\\s]+")
 # Parts of msgspec's validation messages that hold no input (types, limits, our own names).
 _SAFE_PATH = re.compile(r"\$(?:\.[a-z]{1,3}|\[\d{1,4}\])*")
 _SAFE_WHAT = re.compile(
@@ -245,7 +245,7 @@ def check_values(fields: TokenV2) -> TokenV2:
         )
     origin = fields.origin
     if origin is not None and origin not in _GOOD_ORIGINS:
-        if _ORIGIN_FORM.fullmatch(origin) is None:
+        if ORIGIN_FORM.fullmatch(origin) is None:
             raise InvalidTokenError(
                 "token does not match the token format: the origin is not scheme://host[:port]"
             )
