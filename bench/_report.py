@@ -18,10 +18,12 @@ from pathlib import Path
 #: Libraries whose versions the report names (those installed).
 VERSIONED = (
     "lrokit",
+    "transitions",
     "msgspec",
     "requests",
     "urllib3",
     "httpx",
+    "httpcore",
     "azure-core",
     "azure-mgmt-core",
     "google-api-core",
@@ -101,6 +103,12 @@ def machine_lines() -> list[str]:
         f"{cpu_model()}, {os.cpu_count()} logical CPUs, {memory_total()} of memory",
         versions(),
     ]
+
+
+def print_machine() -> None:
+    """The machine description, one indented line each (the reports' header)."""
+    for line in machine_lines():
+        print(f"  {line}")
 
 
 # -- text --------------------------------------------------------------------------------------

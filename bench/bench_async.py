@@ -26,8 +26,6 @@ import gc
 import importlib.util
 import json
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +33,6 @@ import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import httpx
-from _report import ratio, us, verdict
+from _report import print_machine, ratio, us, verdict
 
 from lrokit import (
     AsyncOperation,
@@ -422,16 +419,6 @@ async def http_pending(service: RemoteService, settings: Settings) -> tuple[floa
 # -- reporting -------------------------------------------------------------------------------
 
 
-def machine_description() -> str:
-    """Interpreter, platform, CPUs and the versions that matter."""
-    names = ("lrokit", "msgspec", "httpx", "httpcore")
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in names)
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}"
-        f" on {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs\n  {versions}"
-    )
-
-
 async def measure_memory_side(settings: Settings) -> dict[str, list[float]]:
     """Repeats of the in-memory figures, interleaved so that a slow moment hits all alike."""
     figures: dict[str, list[float]] = {
@@ -477,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
     began = time.perf_counter()
     print(f"lrokit async benchmark ({'quick' if args.quick else 'full'} mode)")
-    print(f"machine: {machine_description()}")
+    print_machine()
     print(
         f"method: medians of {settings.repeats} interleaved repeats (memory: 2);"
         " CPU = process time / polls (gc paused in memory; the service's own process is"

@@ -15,8 +15,6 @@ import argparse
 import gc
 import importlib.util
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,14 +22,13 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 if importlib.util.find_spec("lrokit") is None:  # a checkout without install: use src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _report import ratio, us, verdict
+from _report import print_machine, ratio, us, verdict
 from transitions import Machine
 
 from lrokit import Operation, OperationCore, Pipeline, ResponseView
@@ -322,18 +319,6 @@ def check_sequence(views: Sequence[ResponseView], policy: Any) -> None:
 # -- reporting -------------------------------------------------------------------------------
 
 
-def machine_description() -> str:
-    """Interpreter, platform, CPUs and the versions that matter."""
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("lrokit", "msgspec", "transitions")
-    )
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}"
-        f" on {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs\n"
-        f"  {versions}"
-    )
-
-
 @dataclass(frozen=True)
 class Row:
     """One creation variant: its label, size group, and whether its memory is measured."""
@@ -415,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
 
     print(f"lrokit core benchmark ({'quick' if args.quick else 'full'} mode)")
-    print(f"machine: {machine_description()}")
+    print_machine()
     print(
         f"method: medians of {settings.time_repeats} interleaved time repeats"
         f" ({settings.memory_repeats} for memory); time.perf_counter with gc paused;"

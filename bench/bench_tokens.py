@@ -28,14 +28,11 @@ import gc
 import importlib.util
 import io
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +40,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import requests
-from _report import verdict
+from _report import print_machine, verdict
 
 from lrokit import Operation, Pipeline, RehydrationToken, ResponseView
 from lrokit.demo import DemoService
@@ -272,15 +269,6 @@ def medians(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def machine_description(with_azure: bool) -> str:
-    names = ["lrokit", "msgspec", "requests"] + (["azure-core"] if with_azure else [])
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in names)
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}"
-        f" on {platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs\n  {versions}"
-    )
-
-
 def run_start(start: Start, count: int, repeats: int, with_azure: bool) -> list[str]:
     """Measure one operation; print its table; return the missed targets."""
     ours = Lrokit(start)
@@ -341,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with_azure = importlib.util.find_spec("azure.core") is not None
     began = time.perf_counter()
     print(f"lrokit token benchmark ({'quick' if args.quick else 'full'} mode)")
-    print(f"machine: {machine_description(with_azure)}")
+    print_machine()
     print(
         f"method: medians of {repeats} interleaved repeats of {count:,} calls each, collector"
         f" paused; targets: time <= {TIME_TARGET:.2f} x azure-core, size <= {SIZE_TARGET:.2f} x"

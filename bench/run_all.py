@@ -1005,8 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     load_before = _load_average()
     print(f"lrokit benchmark ({'quick' if args.quick else 'full'} mode)")
-    for line in _report.machine_lines():
-        print(f"  {line}")
+    _report.print_machine()
 
     sections: list[Section] = []
     for name in chosen:
