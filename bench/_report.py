@@ -8,9 +8,11 @@ plain-text helpers.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -109,6 +111,26 @@ def print_machine() -> None:
     """The machine description, one indented line each (the reports' header)."""
     for line in machine_lines():
         print(f"  {line}")
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect, then keep the garbage collector off for the block, as ``timeit`` does.
+
+    Collector pauses are noise, not the cost of what is timed. The collector is switched
+    back on afterwards only if it was on before.
+    """
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # -- text --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import httpx
-from _report import print_machine, ratio, us, verdict
+from _report import gc_paused, print_machine, ratio, us, verdict
 
 from lrokit import (
     AsyncOperation,
@@ -169,14 +169,10 @@ def running_operations(pipeline: AsyncPipeline, count: int) -> list[AsyncOperati
 
 async def cpu_of(run: Callable[[], Awaitable[int]]) -> float:
     """CPU seconds per poll of ``run`` (which returns its number of polls), gc paused."""
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         began = time.process_time()
         polls = await run()
         elapsed = time.process_time() - began
-    finally:
-        gc.enable()
     return elapsed / polls
 
 

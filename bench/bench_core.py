@@ -28,7 +28,7 @@ from typing import Any
 if importlib.util.find_spec("lrokit") is None:  # a checkout without install: use src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _report import print_machine, ratio, us, verdict
+from _report import gc_paused, print_machine, ratio, us, verdict
 from transitions import Machine
 
 from lrokit import Operation, OperationCore, Pipeline, ResponseView
@@ -171,15 +171,11 @@ def inputs(count: int) -> list[tuple[str, str]]:
 def time_creation(create: Creator, targets: Sequence[tuple[str, str]]) -> float:
     """Seconds per operation to create (and keep) one operation per input."""
     kept: list[object] = [None] * len(targets)
-    gc.collect()
-    gc.disable()  # like timeit: collector pauses are noise, not the cost of creation
-    try:
+    with gc_paused():
         start = time.perf_counter()
         for i, (url, operation_id) in enumerate(targets):
             kept[i] = create(url, operation_id)
         elapsed = time.perf_counter() - start
-    finally:
-        gc.enable()
     del kept
     return elapsed / len(targets)
 
@@ -269,17 +265,13 @@ def new_cores(count: int, policy: Any) -> list[OperationCore]:
 
 def time_core_polls(cores: list[OperationCore], views: Sequence[ResponseView]) -> float:
     """Seconds per response for ``OperationCore.receive`` over the whole sequence."""
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         start = time.perf_counter()
         for core in cores:
             receive = core.receive
             for view in views:
                 receive(view)
         elapsed = time.perf_counter() - start
-    finally:
-        gc.enable()
     return elapsed / (len(cores) * len(views))
 
 
@@ -287,9 +279,7 @@ def time_floor_polls(operations: list[dict[str, Any]], bodies: Sequence[bytes]) 
     """Seconds per response for ``json.loads`` + ``doc["status"]`` + a dict-table lookup."""
     table = FLOOR_NEXT
     loads = json.loads
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         start = time.perf_counter()
         for op in operations:
             for body in bodies:
@@ -297,8 +287,6 @@ def time_floor_polls(operations: list[dict[str, Any]], bodies: Sequence[bytes]) 
                 status = doc["status"]
                 op["state"] = table.get((op["state"], status), op["state"])
         elapsed = time.perf_counter() - start
-    finally:
-        gc.enable()
     return elapsed / (len(operations) * len(bodies))
 
 

@@ -28,7 +28,6 @@ other sections and writes docs/performance.md. Figures are machine-specific: com
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import statistics
@@ -44,6 +43,7 @@ if importlib.util.find_spec("lrokit") is None:  # a checkout without install: us
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import requests
+from _report import gc_paused
 from requests.structures import CaseInsensitiveDict
 
 from lrokit import Operation, OperationCore, Pipeline
@@ -348,15 +348,11 @@ Runner = Callable[[int], Callable[[], Any]]  # K -> one operation
 
 def _batch(run: Callable[[], Any], count: int) -> tuple[float, float]:
     """CPU and wall seconds per operation over ``count`` operations, collector paused."""
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_paused():
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(count):
             run()
         return (time.process_time() - cpu) / count, (time.perf_counter() - wall) / count
-    finally:
-        gc.enable()
 
 
 def measure(
