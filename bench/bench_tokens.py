@@ -24,13 +24,13 @@ lrokit's figures are printed. See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import io
 import json
 import statistics
 import sys
 import time
+import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,17 +243,8 @@ class Azure:
 
 
 def timed(function: Callable[[], object], count: int) -> float:
-    """Seconds per call of ``function`` over ``count`` calls, the collector paused."""
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        began = time.perf_counter()
-        for _ in range(count):
-            function()
-        return (time.perf_counter() - began) / count
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    """Seconds per call of ``function`` over ``count`` calls (timeit pauses the collector)."""
+    return timeit.Timer(function).timeit(count) / count
 
 
 def medians(
