@@ -449,23 +449,7 @@ class DemoService:
                 raise _HttpError(404, "OperationNotFound", f"no operation {job_id!r}")
             if job.status in ("NotStarted", "Running"):
                 self._advance(job)
-            document: dict[str, Any] = {
-                "id": job.id,
-                "status": job.status,
-                "percentComplete": job.percent,
-            }
-            if job.status == "Succeeded":
-                document["resourceLocation"] = f"/vector_stores/{job.store_id}"
-            elif job.status == "Failed":
-                document["error"] = {
-                    "code": "VectorStoreCreationFailed",
-                    "message": f"vector store {job.name!r} could not be created",
-                }
-            elif job.status == "Canceled":
-                document["error"] = {
-                    "code": "OperationCanceled",
-                    "message": f"the creation of vector store {job.name!r} was canceled",
-                }
+            document = self._status_document(job)
             terminal = job.status in ("Succeeded", "Failed", "Canceled")
         return 200, ({} if terminal else self._hint_headers()), document
 
@@ -479,16 +463,30 @@ class DemoService:
                     409, "OperationCompleted", f"the operation has already {job.status.lower()}"
                 )
             job.status = "Canceled"
-            document = {
-                "id": job.id,
-                "status": job.status,
-                "percentComplete": job.percent,
-                "error": {
-                    "code": "OperationCanceled",
-                    "message": f"the creation of vector store {job.name!r} was canceled",
-                },
-            }
+            document = self._status_document(job)
         return 200, {}, document
+
+    @staticmethod
+    def _status_document(job: _Job) -> dict[str, Any]:
+        """The status monitor of ``job``: what a poll and a cancel request answer with."""
+        document: dict[str, Any] = {
+            "id": job.id,
+            "status": job.status,
+            "percentComplete": job.percent,
+        }
+        if job.status == "Succeeded":
+            document["resourceLocation"] = f"/vector_stores/{job.store_id}"
+        elif job.status == "Failed":
+            document["error"] = {
+                "code": "VectorStoreCreationFailed",
+                "message": f"vector store {job.name!r} could not be created",
+            }
+        elif job.status == "Canceled":
+            document["error"] = {
+                "code": "OperationCanceled",
+                "message": f"the creation of vector store {job.name!r} was canceled",
+            }
+        return document
 
     def _advance(self, job: _Job) -> None:
         """Move ``job`` on by one status poll (the lock is held)."""

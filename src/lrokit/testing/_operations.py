@@ -32,8 +32,8 @@ OpT = TypeVar("OpT", bound="Operation[Any] | AsyncOperation[Any]")
 TEST_ENDPOINT = "https://lro.example.com/"
 _UNSET: Any = object()
 #: The errors of failed_operation and canceled_operation when none is given (as a script's).
-_FAILED = ServiceError("OperationFailed", "the operation failed")
-_CANCELED = ServiceError("OperationCanceled", "the operation was canceled")
+FAILED_ERROR = ServiceError("OperationFailed", "the operation failed")
+CANCELED_ERROR = ServiceError("OperationCanceled", "the operation was canceled")
 
 
 class _Offline(requests.adapters.BaseAdapter):
@@ -172,7 +172,9 @@ def failed_operation(
         method: as for :func:`completed_operation`.
         url: as for :func:`completed_operation`.
     """
-    update = StatusUpdate(OperationState.FAILED, raw_status, error=_service_error(error, _FAILED))
+    update = StatusUpdate(
+        OperationState.FAILED, raw_status, error=_service_error(error, FAILED_ERROR)
+    )
     return _finished(cls, pipeline, update, None, method=method, url=url)
 
 
@@ -191,6 +193,6 @@ def canceled_operation(
     :func:`failed_operation`.
     """
     update = StatusUpdate(
-        OperationState.CANCELED, raw_status, error=_service_error(error, _CANCELED)
+        OperationState.CANCELED, raw_status, error=_service_error(error, CANCELED_ERROR)
     )
     return _finished(cls, pipeline, update, None, method=method, url=url)

@@ -20,6 +20,7 @@ import msgspec
 from .._parse import ServiceError, StatusVocabulary
 from .._state import OperationState
 from .._urls import api_version_of, resolve, with_api_version
+from ._operations import CANCELED_ERROR, FAILED_ERROR
 
 if TYPE_CHECKING:
     import httpx
@@ -107,9 +108,7 @@ def _retry_after(value: float | str) -> str:
 
 def _error_body(error: ServiceError | Mapping[str, Any] | None, state: OperationState) -> Any:
     if error is None:
-        if state is OperationState.FAILED:
-            return {"code": "OperationFailed", "message": "the operation failed"}
-        return {"code": "OperationCanceled", "message": "the operation was canceled"}
+        error = FAILED_ERROR if state is OperationState.FAILED else CANCELED_ERROR
     if isinstance(error, ServiceError):
         built = msgspec.to_builtins(error)
         return {k: v for k, v in built.items() if v not in (None, [], ())}
