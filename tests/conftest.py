@@ -1,4 +1,6 @@
-"""Shared fixtures of the unit suite: a fake clock and sleep, a pipeline, mocked HTTP.
+"""Shared fixtures of the unit suite: a fake clock and sleep, a pipeline, mocked HTTP, the
+anyio backend of the async tests, and tracing into an in-memory exporter (``spans``; pick
+spans out with ``suite_helpers.by_name``).
 
 No unit test opens a socket or really sleeps: HTTP goes through ``responses`` and every wait
 goes through lrokit's public :class:`lrokit.testing.FakeClock`, which records the delays it
@@ -7,10 +9,16 @@ was asked for and advances its own time instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import responses
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lrokit import Pipeline, PollingPolicy
+import lrokit
+from lrokit import Pipeline, PollingPolicy, _observe
 from lrokit.testing import FakeClock
 
 ENDPOINT = "https://svc.example.com/"
@@ -54,3 +62,28 @@ def pipeline(lrokit_pipeline: Pipeline) -> Pipeline:
 def rsps(lrokit_responses: responses.RequestsMock) -> responses.RequestsMock:
     """Mocked HTTP for ``requests``; an unexpected request fails with ConnectionError."""
     return lrokit_responses
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (lrokit's async driver is asyncio-only)."""
+    return "asyncio"
+
+
+@pytest.fixture
+def provider() -> Iterator[TracerProvider]:
+    """An SDK tracer provider of this test's own (the global one is never set)."""
+    provider = TracerProvider()
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def spans(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
+    """Tracing on, into an in-memory exporter; off again afterwards."""
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    lrokit.enable_tracing(provider)
+    assert _observe.tracing_enabled()
+    yield exporter
+    lrokit.disable_tracing()

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,6 @@ import pytest
 import requests
 import responses
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import lrokit
@@ -35,6 +31,7 @@ from lrokit import (
     WaitTimeoutError,
     _observe,
 )
+from suite_helpers import by_name
 
 S = OperationState
 HOST = "https://svc.example.com"
@@ -186,29 +183,6 @@ def test_tracing_is_off_and_opentelemetry_unimported_by_default() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    """An SDK tracer provider of this test's own (the global one is never set)."""
-    provider = TracerProvider()
-    yield provider
-    provider.shutdown()
-
-
-@pytest.fixture
-def spans(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
-    """Tracing on, into an in-memory exporter; off again afterwards."""
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    lrokit.enable_tracing(provider)
-    assert _observe.tracing_enabled()
-    yield exporter
-    lrokit.disable_tracing()
-
-
-def by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
 def test_a_wait_is_one_span_with_a_child_span_per_request(rsps, pipeline, spans) -> None:

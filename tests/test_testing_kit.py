@@ -66,11 +66,6 @@ class AsyncCreateStore(AsyncOperation[Store]):
     token_kind = CreateStore.kind()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- FakeClock -------------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ once, so that other tasks run as they would during a real sleep); it is lrokit's
 ``lrokit.testing.AsyncFakeClock``, from the ``lrokit_async_clock`` fixture of lrokit's
 pytest plugin.
 
-The tests run on asyncio through anyio's pytest plugin (``pytest.mark.anyio``).
+The tests run on asyncio through anyio's pytest plugin (``pytest.mark.anyio``; the
+``anyio_backend`` fixture and the ``policy`` the pipelines use are ``tests/conftest.py``'s).
 """
 
 from __future__ import annotations
@@ -28,21 +29,9 @@ ENDPOINT = "https://svc.example.com/"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    """The async tests run on asyncio (lrokit's async driver is asyncio-only)."""
-    return "asyncio"
-
-
-@pytest.fixture
 def clock(lrokit_async_clock: AsyncFakeClock) -> AsyncFakeClock:
     """A fresh fake clock per test (the lrokit pytest plugin's)."""
     return lrokit_async_clock
-
-
-@pytest.fixture
-def policy() -> PollingPolicy:
-    """The sync suite's policy: interval 1 s, floor 0, cap 60 s, 2 retries, back-off 0.5 s."""
-    return PollingPolicy(interval=1.0, floor=0.0, cap=60.0, max_retries=2, retry_backoff=0.5)
 
 
 @pytest.fixture

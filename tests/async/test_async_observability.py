@@ -7,19 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-import lrokit
 from lrokit import AsyncOperation, AsyncPipeline, ResponseView, async_wait_all
 from lrokit.testing import AsyncFakeClock
+from suite_helpers import by_name
 
 pytestmark = pytest.mark.anyio
 
@@ -69,28 +66,6 @@ async def test_happy_path_logs_one_debug_record_per_response_and_nothing_above(
         (3, "Succeeded", "Succeeded", 200, "done", None, None),
     ]
     assert {r.lrokit_operation_id for r in records} == {operation.core.operation_id}
-
-
-@pytest.fixture
-def provider() -> Iterator[TracerProvider]:
-    """An SDK tracer provider of this test's own."""
-    provider = TracerProvider()
-    yield provider
-    provider.shutdown()
-
-
-@pytest.fixture
-def spans(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
-    """Tracing on, into an in-memory exporter; off again afterwards."""
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    lrokit.enable_tracing(provider)
-    yield exporter
-    lrokit.disable_tracing()
-
-
-def by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
 async def test_a_wait_is_one_span_with_a_child_span_per_request(http, pipeline, spans) -> None:

@@ -19,12 +19,6 @@ RETRY_AFTER = 2
 
 
 @pytest.fixture
-def fake_time(lrokit_clock: FakeClock) -> FakeClock:
-    """A clock that only moves when the fake sleep is called (the lrokit plugin's)."""
-    return lrokit_clock
-
-
-@pytest.fixture
 def service() -> Iterator[DemoService]:
     with DemoService(polls_to_complete=POLLS, retry_after=RETRY_AFTER) as svc:
         yield svc
@@ -32,6 +26,7 @@ def service() -> Iterator[DemoService]:
 
 
 @pytest.fixture
-def client(service: DemoService, fake_time: FakeClock) -> Iterator[VectorStoreClient]:
-    with VectorStoreClient(service.endpoint, clock=fake_time, sleep=fake_time.sleep) as c:
+def client(service: DemoService, clock: FakeClock) -> Iterator[VectorStoreClient]:
+    """A client of ``service`` on the suite's fake clock (``clock``, from tests/conftest.py)."""
+    with VectorStoreClient(service.endpoint, clock=clock, sleep=clock.sleep) as c:
         yield c

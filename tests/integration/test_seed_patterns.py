@@ -73,7 +73,7 @@ def assert_store(store: object, name: str) -> None:
 # -- the six patterns ------------------------------------------------------------------------
 
 
-def test_pattern_1_start_and_return_when_completed(service, client, fake_time):
+def test_pattern_1_start_and_return_when_completed(service, client, clock):
     store = client.create_vector_store("p1", wait_until_completed=True).value
 
     assert_store(store, "p1")
@@ -82,10 +82,10 @@ def test_pattern_1_start_and_return_when_completed(service, client, fake_time):
     assert json.loads(service.requests[0].body) == {"name": "p1", "file_ids": []}
     # The server's Retry-After (2 s) beats the default interval (1 s); no wait before the
     # final GET.
-    assert fake_time.sleeps == [RETRY_AFTER] * POLLS
+    assert clock.sleeps == [RETRY_AFTER] * POLLS
 
 
-def test_pattern_2_wait_via_the_lro_subclient(service, client, fake_time):
+def test_pattern_2_wait_via_the_lro_subclient(service, client, clock):
     operation = client.create_vector_store("p2", wait_until_completed=False)
 
     assert isinstance(operation, CreateVectorStoreOperation)
@@ -110,23 +110,23 @@ def test_pattern_2_wait_via_the_lro_subclient(service, client, fake_time):
         pytest.param(0.5, RETRY_AFTER, id="server-hint-wins"),
     ],
 )
-def test_pattern_3_custom_polling_interval(service, client, fake_time, interval, expected):
+def test_pattern_3_custom_polling_interval(service, client, clock, interval, expected):
     operation = client.create_vector_store("p3", wait_until_completed=False)
     operation.wait_for_completion(polling_interval=interval)
     store = operation.value
 
     assert_store(store, "p3")
-    assert fake_time.sleeps == [expected] * POLLS
+    assert clock.sleeps == [expected] * POLLS
     assert_full_run(service, store)
 
 
-def test_pattern_4_manual_polling(service, client, fake_time):
+def test_pattern_4_manual_polling(service, client, clock):
     operation = client.create_vector_store("p4", wait_until_completed=False)
     updates = 0
     for _ in range(20):  # bounded: the service completes on its third poll
         if operation.has_completed:
             break
-        fake_time.sleep(2.0, None)  # the caller's own delay (Task.Delay in the seed)
+        clock.sleep(2.0, None)  # the caller's own delay (Task.Delay in the seed)
         assert operation.update_status() is not None
         updates += 1
     store = operation.value
@@ -140,7 +140,7 @@ def test_pattern_4_manual_polling(service, client, fake_time):
     assert len(service.requests) == POLLS + 2
 
 
-def test_pattern_5_view_http_response_details(service, client, fake_time):
+def test_pattern_5_view_http_response_details(service, client, clock):
     operation = client.create_vector_store("p5", wait_until_completed=False)
     status_codes = [operation.get_raw_response().status_code]
     paths = [operation.get_raw_response().request.path_url]
@@ -213,7 +213,7 @@ def test_pattern_6_resumed_process_reports_a_bad_token(service):
     assert service.requests == []
 
 
-def test_rehydrate_in_process_then_wait(service, client, fake_time):
+def test_rehydrate_in_process_then_wait(service, client, clock):
     token = str(client.create_vector_store("again", wait_until_completed=False).rehydration_token)
 
     resumed = CreateVectorStoreOperation.rehydrate(client, token)
@@ -321,7 +321,7 @@ def test_hooks_fire_not_started_running_succeeded(service, client):
     ]
 
 
-def test_a_raising_change_hook_does_not_corrupt_state(service, client, fake_time):
+def test_a_raising_change_hook_does_not_corrupt_state(service, client, clock):
     operation = client.create_vector_store("fragile", wait_until_completed=False)
     attempts: list[int] = []
 
