@@ -25,6 +25,7 @@ from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
 from lrokit.demo import API_VERSION, DemoService, FaultPlan
 from lrokit.testing import FakeClock
+from suite_helpers import load_checker
 from token_helpers import FIXTURES, b64, unb64
 
 FAST = ["--interval", "0.02"]
@@ -817,14 +818,13 @@ def test_exit_codes_are_distinct():
 # -- the documentation's examples ------------------------------------------------------------
 
 CLI_PAGE = Path(__file__).parent.parent / "docs" / "cli.md"
-_SHELL_BLOCK = re.compile(r"^```shell\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 
 @pytest.mark.skipif(
     not (shutil.which("bash") and shutil.which("curl")), reason="needs bash and curl"
 )
 def test_every_shell_example_of_the_cli_page_runs(tmp_path):
-    blocks = _SHELL_BLOCK.findall(CLI_PAGE.read_text(encoding="utf-8"))
+    blocks = [b.code for b in load_checker().blocks(CLI_PAGE) if b.language == "shell"]
     assert len(blocks) >= 8
     # `lrokit` is this interpreter's lrokit, whatever is installed elsewhere on PATH.
     bin_dir = tmp_path / "bin"

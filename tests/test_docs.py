@@ -22,35 +22,23 @@ implementation of the rules (its docstring has them, and it runs stand-alone for
 
 from __future__ import annotations
 
-import importlib.util
 import pkgutil
 import re
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from lrokit._statechart import render_mermaid
+from suite_helpers import load_checker
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_checker() -> ModuleType:
-    path = ROOT / "docs" / "check_snippets.py"
-    spec = importlib.util.spec_from_file_location("check_snippets", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-snippets = _load_checker()
+snippets = load_checker()
 
 BLOCKS = [block for page in snippets.pages() for block in snippets.blocks(page)]
 PYTHON_BLOCKS = [block for block in BLOCKS if block.language in snippets.PYTHON]
