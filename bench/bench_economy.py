@@ -38,6 +38,10 @@ CONFORMANCE = Path(__file__).resolve().parents[1] / "tests" / "conformance"
 
 
 def _load(name: str, path: Path) -> ModuleType:
+    # The conformance modules import the suite's shared helpers (tests/*.py) by name, as
+    # they do under pytest.
+    if str(CONFORMANCE.parent) not in sys.path:
+        sys.path.append(str(CONFORMANCE.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ci_policy import missing
 from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
 from lrokit.demo import API_VERSION, DemoService, FaultPlan
@@ -820,10 +821,9 @@ def test_exit_codes_are_distinct():
 CLI_PAGE = Path(__file__).parent.parent / "docs" / "cli.md"
 
 
-@pytest.mark.skipif(
-    not (shutil.which("bash") and shutil.which("curl")), reason="needs bash and curl"
-)
 def test_every_shell_example_of_the_cli_page_runs(tmp_path):
+    if not (shutil.which("bash") and shutil.which("curl")):
+        missing("the CLI page's examples need bash and curl")
     blocks = [b.code for b in load_checker().blocks(CLI_PAGE) if b.language == "shell"]
     assert len(blocks) >= 8
     # `lrokit` is this interpreter's lrokit, whatever is installed elsewhere on PATH.

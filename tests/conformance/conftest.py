@@ -36,6 +36,8 @@ from typing import Any
 import pytest
 import requests
 
+from ci_policy import missing
+
 HERE = Path(__file__).resolve().parent
 MODULES = HERE / "node_modules"
 SPECTOR_CLI = MODULES / "@typespec" / "spector" / "cmd" / "cli.mjs"
@@ -142,25 +144,19 @@ class SpectorServer:
         return seen, warnings
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
 def _node() -> str:
     node = shutil.which("node")
     if node is None:
-        _missing("spector conformance needs Node.js: `node` is not on PATH")
+        missing("spector conformance needs Node.js: `node` is not on PATH")
     assert node is not None
     version = subprocess.run(
         [node, "--version"], capture_output=True, text=True, check=True, timeout=30
     ).stdout.strip()
     major = int(version.lstrip("v").split(".")[0])
     if major < 20:
-        _missing(f"spector conformance needs Node.js >= 20 (for --import), found {version}")
+        missing(f"spector conformance needs Node.js >= 20 (for --import), found {version}")
     if not SPECTOR_CLI.is_file() or not SPECS.is_dir():
-        _missing("the spector packages are not installed: run `npm ci --prefix tests/conformance`")
+        missing("the spector packages are not installed: run `npm ci --prefix tests/conformance`")
     return node
 
 
@@ -168,7 +164,7 @@ def _throwaway_git(directory: Path) -> Path:
     """A repository with one empty commit, for spector's ``git rev-parse HEAD``."""
     git = shutil.which("git")
     if git is None:
-        _missing("spector conformance needs `git` (the server reads a commit id)")
+        missing("spector conformance needs `git` (the server reads a commit id)")
     assert git is not None
     env = {
         **os.environ,
