@@ -106,8 +106,7 @@ def as_completed(
         elif operation.core.next_request_url is None:
             yield operation
         else:
-            seconds = operation._wait_step(wait.interval, None, now).seconds
-            queue.append((now + seconds, number, operation))
+            queue.append((now + operation._delay_seconds(wait.interval), number, operation))
     heapq.heapify(queue)
     while queue:
         due, number, operation = queue[0]
@@ -135,15 +134,17 @@ def as_completed(
         if operation.core.next_request_url is None and operation._start_request is None:
             yield operation
         else:
-            now = clock()
-            seconds = operation._wait_step(wait.interval, None, now).seconds
-            heapq.heappush(queue, (now + seconds, number, operation))
+            due = clock() + operation._delay_seconds(wait.interval)
+            heapq.heappush(queue, (due, number, operation))
 
 
 def _request(operation: Operation[Any], wait: Wait) -> None:
     """Make the one request that is due for ``operation``, in its turn."""
-    operation._take_turn(wait, operation._steps)
+    mark = operation._steps
+    operation._take_turn(wait, mark)
     try:
+        if operation._steps != mark:
+            return  # another waiter's request came first: the queue plans again
         if operation._start_request is not None:
             operation._send_start(wait)
         elif operation.core.next_request_url is not None:

@@ -242,6 +242,33 @@ def test_as_completed_polls_by_next_due_time_from_one_thread() -> None:
     assert clock.sleeps == [1.0, 1.0, 1.0, 1.0, 2.0]  # only until the next due request
 
 
+def test_as_completed_does_not_repeat_a_poll_another_waiter_made_while_it_queued() -> None:
+    clock = FakeClock(0.0)
+    with (
+        responses.RequestsMock() as mock,
+        Pipeline(HOST, polling=PollingPolicy(interval=0.5), clock=clock, sleep=clock.sleep) as p,
+    ):
+        (operation,) = _sync_ops(mock, p, ["1"])
+        queue_for_turn = operation._take_turn
+
+        def another_waiter_polls_first(wait: Any, mark: int | None) -> None:
+            # Another thread's wait_for_completion polls while as_completed queues for the
+            # turn: the operation's step count moves on before the turn is granted.
+            queue_for_turn(wait, mark)
+            operation._poll_once(wait)
+            operation._steps += 1
+            operation._take_turn = queue_for_turn  # only the first time
+
+        operation._take_turn = another_waiter_polls_first
+        finished = list(as_completed([operation]))
+        assert finished == [operation]
+        assert operation.value == 1
+        assert len(mock.calls) == 2  # Running (the other waiter's), then Succeeded
+    # The second poll waits the Retry-After of the other waiter's answer instead of being
+    # sent right behind it.
+    assert clock.sleeps == [1.0, 1.0]
+
+
 def test_wait_all_returns_done_and_pending_at_the_deadline() -> None:
     clock = FakeClock(0.0)
     with (
