@@ -163,8 +163,9 @@ _decoder = msgspec.json.Decoder()
 def decode_json(body: bytes) -> Any:
     """Decode a JSON body; raises ``msgspec.DecodeError`` on any malformed input.
 
-    msgspec raises ``UnicodeDecodeError`` for bad UTF-8 in a string and ``RecursionError``
-    for nesting deeper than it follows (about 1000 levels); both are malformed bodies here,
+    msgspec before 0.23 raises ``UnicodeDecodeError`` for bad UTF-8 in a string, and every
+    release raises ``RecursionError`` for nesting deeper than it follows (about 1000 levels);
+    both are malformed bodies here,
     so one ``except msgspec.DecodeError`` in each caller covers every hostile answer.
     """
     try:

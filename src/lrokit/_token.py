@@ -474,10 +474,10 @@ def _read(data: bytes, signer: TokenSigner | None, cls: type[RehydrationToken]) 
             f"token does not match the token format: {_describe(error)}"
         ) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 in a string, and
+        # msgspec before 0.23 raises UnicodeDecodeError (not DecodeError) for bad UTF-8, and
         # RecursionError for nesting deeper than about 1000 levels (2.7 KB of token).
         raise InvalidTokenError("token is not valid UTF-8 JSON, or nests too deeply") from None
-    if type(fields) is TokenV1:
+    if isinstance(fields, TokenV1):
         fields = upgrade(fields)
     token = cls.__new__(cls)  # the fields are checked here, not by __init__ again
     token.fields = check_values(fields)
