@@ -20,7 +20,10 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
+
+# A generic NamedTuple needs Python 3.11; typing_extensions' backport works on 3.10.
+from typing_extensions import NamedTuple
 
 from ._async import AsyncOperation, Limiter
 from ._base import Wait, bounded_step
