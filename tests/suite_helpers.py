@@ -11,13 +11,21 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 def by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     """The finished spans called ``name`` (of the ``spans`` fixture's exporter), in order."""
     return [s for s in exporter.get_finished_spans() if s.name == name]
+
+
+def exception_name(event: Event) -> str:
+    """The class name an exception event records: the SDK writes ``exception.type`` bare in
+    older releases (1.20) and with the module in newer ones; lrokit's contract is the class."""
+    recorded = event.attributes["exception.type"] if event.attributes else ""
+    assert isinstance(recorded, str)
+    return recorded.rsplit(".", 1)[-1]
 
 
 @functools.cache
