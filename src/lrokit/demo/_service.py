@@ -17,6 +17,22 @@ whose name starts with ``fail`` ends Failed, one starting with ``cancel`` ends C
 A start request with an ``Operation-Id`` header that the service has seen before is
 answered with the operation it created then, not a new one.
 
+ARM behaviours (``/arm/...``, the same ``api-version``), each completing on the poll that
+``polls_to_complete`` (or ``duration``) says:
+
+* ``POST /arm/jobs`` with ``{"name": ..., "start_faults": [500, ...], "moves": n,
+  "outcome": 200, "result": {...}}`` -> the first starts of that name are answered with the
+  ``start_faults`` statuses (with a Retry-After; the start is not processed), then 202 with
+  a ``Location`` header. ``GET`` of the Location URL answers 202 while running, each of the
+  first ``moves`` times with a new ``Location`` (a relative one, on a new path): an old URL
+  answers 404 once the operation has moved on. Done, it answers ``outcome`` (200, 201, 204,
+  or an error status) with ``result`` as the body (an ``error`` object for an error status).
+* ``POST /arm/exports`` with ``{"name": ...}`` -> 202 with ``Azure-AsyncOperation`` and
+  ``Location``; the monitor answers ``InProgress``, then ``Succeeded`` with the export itself
+  in the same answer (``id``, ``name``, ``properties``); the Location URL answers 200 too.
+* ``PUT /arm/resources/<name>`` -> a bare 201 (no polling header, no provisioningState);
+  ``GET`` of the same URL answers ``provisioningState`` ``Creating``, then ``Succeeded``.
+
 Fault injection (``faults=FaultPlan(...)``) makes some answers go wrong on purpose: 503 or
 429 with a Retry-After, a connection closed without an answer, a late answer, a truncated or
 non-JSON body; see :class:`FaultPlan`.
@@ -196,6 +212,20 @@ class _Job:
 
 
 @dataclass
+class _ArmJob:
+    """An operation of the ``/arm/...`` endpoints (see the module doc)."""
+
+    id: str
+    name: str
+    started: float
+    outcome: int = 200
+    result: Any = None
+    moves: int = 0
+    step: int = 0  # the Location path that is current: /arm/results/<id>/<step>
+    polls: int = 0
+
+
+@dataclass
 class _State:
     jobs: dict[str, _Job] = field(default_factory=dict)
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -205,6 +235,10 @@ class _State:
     by_operation_id: dict[str, str] = field(default_factory=dict)
     # Requests seen per fault key, so that each repetition gets a draw of its own.
     fault_counts: dict[str, int] = field(default_factory=dict)
+    arm_jobs: dict[str, _ArmJob] = field(default_factory=dict)
+    # ARM start requests seen per name (for ``start_faults``), and PUT resources by name.
+    arm_starts: dict[str, int] = field(default_factory=dict)
+    arm_resources: dict[str, _ArmJob] = field(default_factory=dict)
 
 
 class _HttpError(Exception):
@@ -391,6 +425,8 @@ class DemoService:
                 "UnsupportedApiVersionValue",
                 f"unsupported api-version {versions[0]!r}; use {API_VERSION!r}",
             )
+        if segments[:1] == ["arm"]:
+            return self._arm(method, segments[1:], body)
         if segments == ["vector_stores"]:
             if method != "POST":
                 raise _HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
@@ -488,16 +524,18 @@ class DemoService:
             }
         return document
 
+    def _progress(self, polls: int, started: float) -> tuple[bool, float]:
+        """Whether an operation started at ``started`` is done on its poll number ``polls``,
+        and the fraction of its work done."""
+        if self.polls_to_complete is not None:
+            return polls >= self.polls_to_complete, polls / self.polls_to_complete
+        elapsed = self.clock() - started
+        return elapsed >= self.duration, elapsed / self.duration if self.duration else 1.0
+
     def _advance(self, job: _Job) -> None:
         """Move ``job`` on by one status poll (the lock is held)."""
         job.polls += 1
-        if self.polls_to_complete is not None:
-            done = job.polls >= self.polls_to_complete
-            fraction = job.polls / self.polls_to_complete
-        else:
-            elapsed = self.clock() - job.started
-            done = elapsed >= self.duration
-            fraction = elapsed / self.duration if self.duration else 1.0
+        done, fraction = self._progress(job.polls, job.started)
         if not done:
             job.status = "Running"
             job.percent = max(0, min(99, int(fraction * 100)))
@@ -525,6 +563,107 @@ class DemoService:
                 },
                 "created_at": int(time.time()),
             }
+
+    # -- ARM behaviours (/arm/...) ---------------------------------------------------------
+
+    def _arm(
+        self, method: str, segments: list[str], body: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        route = (method, segments[0] if segments else "", len(segments))
+        if route in (("POST", "jobs", 1), ("POST", "exports", 1)):
+            return self._arm_start(segments[0], body)
+        if route == ("GET", "results", 3):
+            return self._arm_location(segments[1], segments[2])
+        if route == ("GET", "asyncops", 2):
+            return self._arm_monitor(segments[1])
+        if route[1:] == ("resources", 2) and method in ("PUT", "GET"):
+            return self._arm_resource(method, segments[1])
+        raise _HttpError(404, "NotFound", f"no such ARM resource: {'/'.join(segments)}")
+
+    def _arm_start(
+        self, kind: str, body: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            raise _HttpError(400, "InvalidJson", "the request body is not valid JSON") from None
+        name = document.get("name") if isinstance(document, dict) else None
+        if not isinstance(name, str) or not name:
+            raise _HttpError(400, "InvalidName", "'name' must be a non-empty string")
+        faults = document.get("start_faults", [])
+        with self._state.lock:
+            seen = self._state.arm_starts.get(name, 0)
+            self._state.arm_starts[name] = seen + 1
+            if seen < len(faults):  # answered with an error, not processed
+                code = int(faults[seen])
+                return code, self._hint_headers(), {"error": {"code": "Busy", "message": "later"}}
+            job = _ArmJob(
+                uuid.uuid4().hex,
+                name,
+                self.clock(),
+                outcome=int(document.get("outcome", 200)),
+                result=document.get("result", {"name": name}),
+                moves=int(document.get("moves", 0)),
+            )
+            self._state.arm_jobs[job.id] = job
+        query = f"?api-version={API_VERSION}"
+        headers = {"Location": f"/arm/results/{job.id}/0{query}", **self._hint_headers()}
+        if kind == "exports":
+            headers["Azure-AsyncOperation"] = f"/arm/asyncops/{job.id}{query}"
+        return 202, headers, None
+
+    def _arm_job(self, job_id: str) -> _ArmJob:
+        job = self._state.arm_jobs.get(job_id)
+        if job is None:
+            raise _HttpError(404, "OperationNotFound", f"no operation {job_id!r}")
+        return job
+
+    def _arm_location(
+        self, job_id: str, step: str
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._state.lock:
+            job = self._arm_job(job_id)
+            if step != str(job.step):
+                raise _HttpError(404, "Moved", "this operation is polled at another URL now")
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+            if not done or job.step < job.moves:
+                headers = self._hint_headers()
+                if job.step < job.moves:
+                    job.step += 1  # relative to this URL: the next step's path
+                    headers["Location"] = f"{job.step}?api-version={API_VERSION}"
+                return 202, headers, None
+        if job.outcome >= 400:
+            failure = {"code": "OperationFailed", "message": f"{job.name!r} failed"}
+            return job.outcome, {}, {"error": failure}
+        return job.outcome, {}, None if job.outcome == 204 else job.result
+
+    def _arm_monitor(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._state.lock:
+            job = self._arm_job(job_id)
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+        if not done:
+            return 200, self._hint_headers(), {"id": job.id, "status": "InProgress"}
+        export = {"kind": "export", "output": f"exports/{job.name}.json"}
+        document = {"id": job.id, "name": job.name, "status": "Succeeded", "properties": export}
+        return 200, {}, document
+
+    def _arm_resource(
+        self, method: str, name: str
+    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+        with self._state.lock:
+            if method == "PUT":
+                self._state.arm_resources[name] = _ArmJob(name, name, self.clock())
+                return 201, {}, {"name": name}  # nothing says it is still being created
+            job = self._state.arm_resources.get(name)
+            if job is None:
+                raise _HttpError(404, "ResourceNotFound", f"no resource {name!r}")
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+        state = "Succeeded" if done else "Creating"
+        headers = {} if done else self._hint_headers()
+        return 200, headers, {"name": name, "properties": {"provisioningState": state}}
 
     def _store(self, store_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         with self._state.lock:
