@@ -26,6 +26,7 @@ from lrokit import (
     ProtocolError,
     ProtocolOptions,
     ResponseEvent,
+    ResponseView,
     StartRejectedError,
 )
 
@@ -307,3 +308,24 @@ def test_a_raising_response_hook_never_loses_the_answer(rsps, pipeline) -> None:
         operation.update_status()
     assert operation.value == 7
     assert len(rsps.calls) == 2
+
+
+def test_a_restored_location_result_reread_with_an_error_is_rejected(rsps, pipeline) -> None:
+    rsps.post(START, status=202, headers={"Location": LOCATION})
+    rsps.get(LOCATION, json={"ok": True})
+    operation = run(pipeline, "POST")
+    restored = Operation.rehydrate(pipeline, operation.rehydration_token)
+    rsps.replace(responses.GET, LOCATION, status=404)
+    with pytest.raises(PollRejectedError):
+        restored.update_status()  # a result that was Succeeded cannot turn Failed
+    assert restored.state is S.SUCCEEDED
+
+
+def test_on_response_hears_responses_fed_by_hand(pipeline) -> None:
+    heard: list[tuple[str, int]] = []
+    operation: Operation[Any] = Operation.prepare(pipeline, "POST", START)
+    operation.on_response(lambda event: heard.append((event.request, event.status_code)))
+    operation.receive(ResponseView.build(202, {"Location": LOCATION}, url=START))
+    operation.receive(ResponseView.build(200, body='{"n": 1}', url=LOCATION))
+    assert heard == [("start", 202), ("poll", 200)]
+    assert operation.value == {"n": 1}

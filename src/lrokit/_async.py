@@ -669,11 +669,7 @@ class AsyncOperation(OperationBase[T]):
         view = response if isinstance(response, ResponseView) else httpx_view(response)
         if view.raw is not None:
             self._response = view.raw
-        decision = self._core.receive(view)
-        if self._core.next_action is not None:
-            self._start_request = None  # the start response was fed by hand: nothing to send
-        self._after(decision, view.raw, None, view.status_code)
-        return decision
+        return self._receive_given(view)
 
 
 def _raw(view: ResponseView) -> Any:

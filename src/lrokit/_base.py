@@ -721,6 +721,21 @@ class OperationBase(Generic[T]):
             return self._heard(view, request, lambda: self._apply(view, interval, waiting))
         return self._apply(view, interval, waiting)
 
+    def _receive_given(self, view: ResponseView) -> Decision:
+        """Apply a response fed by hand (the drivers' ``receive``), once the response hooks
+        have heard it."""
+
+        def apply() -> Decision:
+            decision = self._core.receive(view)
+            if self._core.next_action is not None:
+                self._start_request = None  # the start response was fed by hand: not sent
+            self._after(decision, view.raw, None, view.status_code)
+            return decision
+
+        if self._hooks is None:
+            return apply()
+        return self._heard(view, self._request_name(), apply)
+
     def _apply(self, view: ResponseView, interval: Interval, waiting: bool) -> Decision:
         """:meth:`_receive_polled` once the response hooks have heard the answer."""
         try:

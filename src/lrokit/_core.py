@@ -496,6 +496,8 @@ class OperationCore:
         # ARM's Location rules: the status code decides the outcome, the body is the result.
         code = view.status_code
         if not 200 <= code < 300:
+            if previous is _SUCCEEDED:  # re-reading a restored result: it cannot fail now
+                self._reject(view, "status poll")
             # The Location URL reports a failed operation by an HTTP error (the transient
             # codes were taken as retries before this).
             document = self._lenient_json(view.body)

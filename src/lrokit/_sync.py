@@ -633,8 +633,4 @@ class Operation(OperationBase[T]):
         else:
             view = view_of(response)
             self._response = response
-        decision = self._core.receive(view)
-        if self._core.next_action is not None:
-            self._start_request = None  # the start response was fed by hand: nothing to send
-        self._after(decision, view.raw, None, view.status_code)
-        return decision
+        return self._receive_given(view)
