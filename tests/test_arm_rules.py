@@ -1,7 +1,7 @@
 """Issue 13's ARM rules over mocked HTTP (``responses``), each counting the requests made.
 
 The same rules run over real HTTP against the demo service, through both drivers, in
-``tests/integration/test_arm_rules.py``.
+``tests/integration/test_arm_rules_real_http.py``.
 """
 
 from __future__ import annotations
