@@ -20,11 +20,15 @@ from lrokit import (
     AsyncOperation,
     AsyncPipeline,
     FinalStateVia,
+    MalformedBodyError,
+    MissingStatusError,
+    NothingToPollError,
     Operation,
     OperationState,
     Pipeline,
     PollEvent,
     PollingPolicy,
+    ProtocolError,
     ProtocolOptions,
     ResponseEvent,
     StartRejectedError,
@@ -257,3 +261,24 @@ def test_on_response_hears_every_answer_in_order(arm, driver) -> None:
         ("start" if r.method == "POST" else "poll", r.path) for r in requests
     ]
     assert [status for _, status, _ in run.heard] == [500, 202, 202, 202, 404]
+
+
+# -- rule 6: the kinds of unusable answer, told apart ---------------------------------------
+
+
+@DRIVERS
+@pytest.mark.parametrize(
+    ("method", "path", "body", "error", "requests"),
+    [
+        ("POST", f"arm/jobs?{Q}", {"name": "idle", "no_poll": True}, NothingToPollError, 1),
+        ("PUT", f"arm/resources/html-page?{Q}", {}, MalformedBodyError, 1),
+        ("PUT", f"arm/resources/empty-answer?{Q}", {}, MissingStatusError, 2),
+    ],
+)
+def test_unusable_answers_raise_their_own_protocol_error(
+    arm, driver, method: str, path: str, body: Any, error: type[ProtocolError], requests: int
+) -> None:
+    with pytest.raises(error) as info:
+        drive(driver, arm, method, path, body)
+    assert isinstance(info.value, ProtocolError)
+    assert len(arm.requests) == requests  # no retry of an honest, unusable answer

@@ -33,6 +33,10 @@ ARM behaviours (``/arm/...``, the same ``api-version``), each completing on the 
 * ``PUT /arm/resources/<name>`` -> a bare 201 (no polling header, no provisioningState);
   ``GET`` of the same URL answers ``provisioningState`` ``Creating``, then ``Succeeded``.
 
+Unusable answers, on purpose: ``"no_poll": true`` in a ``/arm/jobs`` start gets a bare 202
+(nothing to poll); a resource whose name starts with ``html`` is answered 200 with an HTML
+page instead of JSON, one starting with ``empty`` is polled with empty 200 answers.
+
 Fault injection (``faults=FaultPlan(...)``) makes some answers go wrong on purpose: 503 or
 429 with a Retry-After, a connection closed without an answer, a late answer, a truncated or
 non-JSON body; see :class:`FaultPlan`.
@@ -70,6 +74,8 @@ __all__ = [
 API_VERSION = "2024-01-01"
 
 _MAX_BODY = 64 * 1024
+#: An answer: status, headers, and a JSON document (bytes: a body that is sent as it is).
+_Outcome = tuple[int, dict[str, str], dict[str, Any] | bytes | None]
 
 
 @dataclass(frozen=True)
@@ -411,7 +417,7 @@ class DemoService:
 
     def _handle(
         self, method: str, target: str, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    ) -> _Outcome:
         parts = urlsplit(target)
         segments = [s for s in parts.path.split("/") if s]
         versions = parse_qs(parts.query).get("api-version")
@@ -443,9 +449,7 @@ class DemoService:
             return self._store(segments[1])
         raise _HttpError(404, "NotFound", f"no such resource: {parts.path}")
 
-    def _create(
-        self, body: bytes, operation_id: str | None = None
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _create(self, body: bytes, operation_id: str | None = None) -> _Outcome:
         try:
             document = json.loads(body or b"null")
         except ValueError:
@@ -478,7 +482,7 @@ class DemoService:
         headers.update(self._hint_headers())
         return 202, headers, {"id": job.id, "status": job.status}
 
-    def _monitor(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _monitor(self, job_id: str) -> _Outcome:
         with self._state.lock:
             job = self._state.jobs.get(job_id)
             if job is None:
@@ -489,7 +493,7 @@ class DemoService:
             terminal = job.status in ("Succeeded", "Failed", "Canceled")
         return 200, ({} if terminal else self._hint_headers()), document
 
-    def _cancel(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _cancel(self, job_id: str) -> _Outcome:
         with self._state.lock:
             job = self._state.jobs.get(job_id)
             if job is None:
@@ -566,9 +570,7 @@ class DemoService:
 
     # -- ARM behaviours (/arm/...) ---------------------------------------------------------
 
-    def _arm(
-        self, method: str, segments: list[str], body: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _arm(self, method: str, segments: list[str], body: bytes) -> _Outcome:
         route = (method, segments[0] if segments else "", len(segments))
         if route in (("POST", "jobs", 1), ("POST", "exports", 1)):
             return self._arm_start(segments[0], body)
@@ -580,9 +582,7 @@ class DemoService:
             return self._arm_resource(method, segments[1])
         raise _HttpError(404, "NotFound", f"no such ARM resource: {'/'.join(segments)}")
 
-    def _arm_start(
-        self, kind: str, body: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _arm_start(self, kind: str, body: bytes) -> _Outcome:
         try:
             document = json.loads(body or b"null")
         except ValueError:
@@ -591,6 +591,8 @@ class DemoService:
         if not isinstance(name, str) or not name:
             raise _HttpError(400, "InvalidName", "'name' must be a non-empty string")
         faults = document.get("start_faults", [])
+        if document.get("no_poll"):
+            return 202, {}, None  # accepted, with nothing to follow it by
         with self._state.lock:
             seen = self._state.arm_starts.get(name, 0)
             self._state.arm_starts[name] = seen + 1
@@ -618,9 +620,7 @@ class DemoService:
             raise _HttpError(404, "OperationNotFound", f"no operation {job_id!r}")
         return job
 
-    def _arm_location(
-        self, job_id: str, step: str
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _arm_location(self, job_id: str, step: str) -> _Outcome:
         with self._state.lock:
             job = self._arm_job(job_id)
             if step != str(job.step):
@@ -638,7 +638,7 @@ class DemoService:
             return job.outcome, {}, {"error": failure}
         return job.outcome, {}, None if job.outcome == 204 else job.result
 
-    def _arm_monitor(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _arm_monitor(self, job_id: str) -> _Outcome:
         with self._state.lock:
             job = self._arm_job(job_id)
             job.polls += 1
@@ -649,11 +649,11 @@ class DemoService:
         document = {"id": job.id, "name": job.name, "status": "Succeeded", "properties": export}
         return 200, {}, document
 
-    def _arm_resource(
-        self, method: str, name: str
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _arm_resource(self, method: str, name: str) -> _Outcome:
         with self._state.lock:
             if method == "PUT":
+                if name.startswith("html"):
+                    return 200, {}, b"<html><body>Created</body></html>"  # not JSON
                 self._state.arm_resources[name] = _ArmJob(name, name, self.clock())
                 return 201, {}, {"name": name}  # nothing says it is still being created
             job = self._state.arm_resources.get(name)
@@ -661,11 +661,13 @@ class DemoService:
                 raise _HttpError(404, "ResourceNotFound", f"no resource {name!r}")
             job.polls += 1
             done, _ = self._progress(job.polls, job.started)
+        if name.startswith("empty"):
+            return 200, {}, None  # no body: no provisioningState to read
         state = "Succeeded" if done else "Creating"
         headers = {} if done else self._hint_headers()
         return 200, headers, {"name": name, "properties": {"provisioningState": state}}
 
-    def _store(self, store_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _store(self, store_id: str) -> _Outcome:
         with self._state.lock:
             store = self._state.stores.get(store_id)
         if store is None:
@@ -751,7 +753,7 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 length = -1
             if not 0 <= length <= _MAX_BODY:
                 body = b""
-                outcome: tuple[int, dict[str, str], dict[str, Any] | None] = _error(
+                outcome: _Outcome = _error(
                     _HttpError(400, "InvalidContentLength", "bad or too large Content-Length")
                 )
                 fault = None
@@ -803,14 +805,18 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
             self._answer(status, extra, document)
 
         def _answer(
-            self, status: int, extra: dict[str, str], document: dict[str, Any] | None
+            self, status: int, extra: dict[str, str], document: dict[str, Any] | bytes | None
         ) -> None:
-            payload = json.dumps(document).encode() if document is not None else b""
+            if isinstance(document, bytes):
+                payload, kind = document, "text/html"
+            else:
+                payload = json.dumps(document).encode() if document is not None else b""
+                kind = "application/json"
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
             if document is not None:
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
