@@ -42,6 +42,8 @@ START = f"{HOST}/items/1?api-version=2024-01-01"
 MONITOR = f"{HOST}/operations/op1?api-version=2024-01-01"
 LOCATION = f"{HOST}/results/op1?api-version=2024-01-01"
 POLICY = OriginPolicy(HOST + "/")
+#: The monitor's final answer that test_final_state_via's cases get.
+FINAL_MONITOR = {"status": "Succeeded", "result": {"r": 1}, "resourceLocation": f"{HOST}/other"}
 
 
 def view(
@@ -468,19 +470,65 @@ def test_location_done_codes_succeed_with_the_body(code: int, body: Any) -> None
     assert core.final_url is None  # the Location answer is the result: no second GET
 
 
-@pytest.mark.parametrize(("word", "state"), [("Failed", S.FAILED), ("Canceled", S.CANCELED)])
-def test_location_200_that_says_failed_is_a_failure(word: str, state: OperationState) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "Failed", "error": {"code": "Boom"}},
+        {"status": "Canceled"},
+        {"properties": {"provisioningState": "Failed"}},
+    ],
+)
+def test_location_done_code_succeeds_whatever_the_body_says(body: Any) -> None:
+    # Rule 3 of issue 13 (reversing the earlier rule): the status code decides, the body is
+    # the result, even when it carries a Failed status or provisioningState.
     core = location_core()
-    core.receive(view(200, {"status": word, "error": {"code": "Boom"}}))
-    assert core.state is state
-    assert core.error == ServiceError("Boom")
+    decision = core.receive(view(200, body, url=LOCATION))
+    assert (decision.action, core.state) == (Action.DONE, S.SUCCEEDED)
+    assert core.payload == body
+    assert core.error is None
+    assert core.status is not None
+    assert core.status.raw_status is None
+
+
+@pytest.mark.parametrize("code", [400, 404, 409])
+def test_location_error_status_is_the_failure(code: int) -> None:
+    core = location_core()
+    decision = core.receive(view(code, {"error": {"code": "Boom", "message": "no"}}))
+    assert (decision.action, core.state) == (Action.DONE, S.FAILED)
+    assert core.error == ServiceError("Boom", "no")
     assert not core.has_payload
+    assert core.next_request_url is None
 
 
-def test_location_provisioning_state_failed_is_a_failure() -> None:
+def test_location_202_with_a_new_location_moves_the_operation() -> None:
     core = location_core()
-    core.receive(view(200, {"properties": {"provisioningState": "Failed"}}))
-    assert core.state is S.FAILED
+    moved = core.receive(view(202, None, {"Location": "/results/op1/step2"}, LOCATION))
+    step2 = f"{HOST}/results/op1/step2?api-version=2024-01-01"
+    assert (moved.action, moved.url, core.next_request_url) == (Action.POLL, step2, step2)
+    assert core.location_url == step2
+    token = OperationCore.restore(core.token(), origin_policy=POLICY)
+    assert token.next_request_url == step2  # the token carries the new URL
+    # Relative to the URL that returned it; a 202 without Location keeps the URL.
+    core.receive(view(202, None, {"Location": "step3"}, step2))
+    step3 = f"{HOST}/results/op1/step3?api-version=2024-01-01"
+    assert core.next_request_url == step3
+    assert core.receive(view(202, None, {}, step3)).url == step3
+    core.receive(view(200, {"id": "r"}, url=step3))
+    assert core.payload == {"id": "r"}
+
+
+def test_location_move_outside_the_origin_is_refused_and_changes_nothing() -> None:
+    core = location_core()
+    before = frozen(core)
+    with pytest.raises(UntrustedOriginError):
+        core.receive(view(202, None, {"Location": "https://evil.example/x"}, LOCATION))
+    assert frozen(core) == before
+
+
+def test_a_monitor_keeps_its_url_when_a_poll_carries_location() -> None:
+    core = monitor_core()
+    core.receive(view(200, {"status": "Running"}, {"Location": "/elsewhere"}, MONITOR))
+    assert core.next_request_url == MONITOR
 
 
 def test_location_invalid_json_is_a_protocol_error_and_changes_nothing() -> None:
@@ -491,11 +539,9 @@ def test_location_invalid_json_is_a_protocol_error_and_changes_nothing() -> None
     assert frozen(core) == before
 
 
-def test_location_transient_and_rejected() -> None:
+def test_location_transient_is_retried() -> None:
     core = location_core()
     assert core.receive(view(503)).action is Action.RETRY
-    with pytest.raises(PollRejectedError):
-        core.receive(view(404))
     assert core.state is S.RUNNING
 
 
@@ -594,16 +640,13 @@ def test_delete_does_no_final_get() -> None:
         ("PUT", FinalStateVia.LOCATION, Action.FETCH_FINAL, LOCATION, None),
         ("POST", FinalStateVia.ORIGINAL_URI, Action.FETCH_FINAL, START, None),
         ("DELETE", FinalStateVia.ORIGINAL_URI, Action.FETCH_FINAL, START, None),
-        # The monitor options make the monitor final for POST only (as in azure-core);
-        # a PUT still follows the defaults (here the monitor's resourceLocation).
-        (
-            "PUT",
-            FinalStateVia.AZURE_ASYNC_OPERATION,
-            Action.FETCH_FINAL,
-            f"{HOST}/other?{API}",
-            None,
-        ),
-        ("POST", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, {"r": 1}),
+        # azure-async-operation: the monitor's whole final answer, for every method
+        # (issue 13, rule 4); operation-location: its result member, for POST only (a PUT
+        # follows the defaults, here the monitor's resourceLocation).
+        ("PUT", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, FINAL_MONITOR),
+        ("POST", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, FINAL_MONITOR),
+        ("DELETE", FinalStateVia.AZURE_ASYNC_OPERATION, Action.DONE, None, FINAL_MONITOR),
+        ("PUT", FinalStateVia.OPERATION_LOCATION, Action.FETCH_FINAL, f"{HOST}/other?{API}", None),
         ("POST", FinalStateVia.OPERATION_LOCATION, Action.DONE, None, {"r": 1}),
         ("POST", "location", Action.FETCH_FINAL, LOCATION, None),
     ],

@@ -27,6 +27,9 @@ from ._exceptions import (
     InvalidTokenError,
     InvalidTransitionError,
     LroError,
+    MalformedBodyError,
+    MissingStatusError,
+    NothingToPollError,
     OperationCanceledError,
     OperationError,
     OperationFailedError,
@@ -41,7 +44,7 @@ from ._exceptions import (
     WaitCancelledError,
     WaitTimeoutError,
 )
-from ._hooks import HookKind, PollEvent, StateChange, Subscription
+from ._hooks import HookKind, PollEvent, ResponseEvent, StateChange, Subscription
 from ._many import WaitResult, as_completed, async_as_completed, async_wait_all, wait_all
 from ._observe import disable_tracing, enable_tracing
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
@@ -77,6 +80,9 @@ __all__ = [
     "InvalidTokenError",
     "InvalidTransitionError",
     "LroError",
+    "MalformedBodyError",
+    "MissingStatusError",
+    "NothingToPollError",
     "Operation",
     "OperationCanceledError",
     "OperationCore",
@@ -96,6 +102,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolOptions",
     "RehydrationToken",
+    "ResponseEvent",
     "ResponseView",
     "RetriesExhaustedError",
     "ServiceError",

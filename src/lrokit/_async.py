@@ -30,10 +30,10 @@ from ._async_pipeline import (
 )
 from ._base import NO_BODY, NO_WAIT, OperationBase, PollUpdate, Wait, WaitStep, bounded_step
 from ._base import within as _within
-from ._core import TRANSIENT_STATUS_CODES, Decision, OperationCore, ProtocolOptions
+from ._core import Decision, OperationCore, ProtocolOptions
 from ._delay import DelayStrategy
 from ._exceptions import HookError, LroError, PollTransportError
-from ._parse import ResponseView, parse_retry_after
+from ._parse import ResponseView
 from ._token import RehydrationToken
 from ._urls import with_params
 
@@ -210,18 +210,12 @@ class AsyncOperation(OperationBase[T]):
                 if delay is None:
                     raise
             else:
-                code = view.status_code
-                if code not in TRANSIENT_STATUS_CODES:
-                    break
-                hint = parse_retry_after(view.headers)
-                delay = self._start_fault(request.method, code, hint)
-                if delay is None:
-                    break  # the core turns the last answer into StartRejectedError
                 self._response = _raw(view)
+                delay = self._start_answer_fault(view)
+                if delay is None:
+                    break  # the core applies it (the last transient one: StartRejectedError)
             await self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
-        self._response = _raw(view)
         self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
-        self._start_request = None
         return self._response
 
     async def _send(self, wait: Wait, method: str, url: str, **kwargs: Any) -> ResponseView:
@@ -675,11 +669,7 @@ class AsyncOperation(OperationBase[T]):
         view = response if isinstance(response, ResponseView) else httpx_view(response)
         if view.raw is not None:
             self._response = view.raw
-        decision = self._core.receive(view)
-        if self._core.next_action is not None:
-            self._start_request = None  # the start response was fed by hand: nothing to send
-        self._after(decision, view.raw, None, view.status_code)
-        return decision
+        return self._receive_given(view)
 
 
 def _raw(view: ResponseView) -> Any:

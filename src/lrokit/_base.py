@@ -18,7 +18,14 @@ import msgspec
 from typing_extensions import Self
 
 from . import _observe
-from ._core import IDEMPOTENT_METHODS, Action, Decision, OperationCore, ProtocolOptions
+from ._core import (
+    IDEMPOTENT_METHODS,
+    Action,
+    Decision,
+    OperationCore,
+    ProtocolOptions,
+    start_is_retried,
+)
 from ._delay import (
     DelaySource,
     DelayStrategy,
@@ -30,8 +37,10 @@ from ._delay import (
 from ._exceptions import (
     CancelNotSupportedError,
     CancelRejectedError,
+    HookError,
     InvalidTransitionError,
     LroError,
+    MalformedBodyError,
     OperationCanceledError,
     OperationFailedError,
     OperationNotCompleteError,
@@ -41,11 +50,10 @@ from ._exceptions import (
     WaitCancelledError,
     WaitTimeoutError,
 )
-from ._hooks import HookKind, Hooks, PollEvent, StateChange, Subscription
+from ._hooks import HookKind, Hooks, PollEvent, ResponseEvent, StateChange, Subscription
 from ._parse import (
     ResponseView,
     StatusUpdate,
-    decode_json,
     parse_retry_after,
     parse_service_error,
 )
@@ -414,6 +422,16 @@ class OperationBase(Generic[T]):
         return self._core.status
 
     @property
+    def final_document(self) -> Any:
+        """The whole decoded JSON of the answer that completed the operation, or None.
+
+        :meth:`decode_value` gets the value's part of it (for example a monitor's
+        ``result`` member); an override may read the rest here. None before completion,
+        after rehydration until the result was read again, and for a body-less answer.
+        """
+        return self._core.final_document
+
+    @property
     def core(self) -> OperationCore:
         """The sans-I/O core (for inspection and advanced driving)."""
         return self._core
@@ -647,29 +665,83 @@ class OperationBase(Generic[T]):
         failure.__cause__ = error
         return failure
 
-    def _is_garbled(self, view: ResponseView) -> bool:
+    def _is_garbled(self, view: ResponseView, error: ProtocolError) -> bool:
         """Whether an answer the core refused is a transport accident worth retrying: a 2xx
         poll or final-resource answer whose body is not JSON (truncated, an HTML page)."""
-        if self._core.next_action not in _POLLING_ACTIONS or not 200 <= view.status_code < 300:
-            return False
+        return (
+            isinstance(error, MalformedBodyError)
+            and self._core.next_action in _POLLING_ACTIONS
+            and 200 <= view.status_code < 300
+        )
+
+    def _request_name(self) -> str:
+        """Which request the core waits the answer of (a :class:`ResponseEvent`'s
+        ``request``)."""
+        action = self._core.next_action
+        if action is None:
+            return "start"
+        return "final" if action is _FETCH_FINAL else "poll"
+
+    def _heard(self, view: ResponseView, request: str, apply: Callable[[], R]) -> R:
+        """Tell the response hooks about ``view``, then ``apply`` it; returns what ``apply``
+        returns.
+
+        A response hook's error is raised (in one :class:`HookError`, with those of the
+        hooks ``apply`` notified) only once the answer has been applied, so a raising hook
+        never makes the operation lose an answer. When applying it raised, that error wins
+        and the hooks' :class:`HookError` is its ``__context__``.
+        """
+        hooks = self._hooks
+        if hooks is None or not hooks.hears_responses:
+            return apply()
+        event = ResponseEvent(self, request, view.status_code, view.url, view.raw)
+        errors = hooks.notify_response(event, self._awaitables)
+        if not errors:
+            return apply()
         try:
-            decode_json(view.body)
-        except msgspec.DecodeError:
-            return True
-        return False
+            apply()
+        except HookError as later:
+            raise HookError([*errors, *later.errors]) from errors[0]
+        except BaseException as error:
+            error.__context__ = HookError(errors)
+            raise
+        raise HookError(errors) from errors[0]
 
     def _receive_polled(self, view: ResponseView, interval: Interval, *, waiting: bool) -> Decision:
-        """Apply the answer to a request the operation made itself (start, poll, final GET).
+        """Apply the answer to a request the operation made itself (start, poll, final GET),
+        once the response hooks have heard it.
 
         A 2xx poll answer whose body is not JSON (truncated, an HTML error page) counts as a
         transient fault, like a 503, and the state does not change. While ``waiting`` it is
         then retried after a back-off like any other; otherwise (``update_status``) the
         :class:`ProtocolError` is raised after counting it.
         """
+        if self._hooks is not None:
+            request = self._request_name()
+            return self._heard(view, request, lambda: self._apply(view, interval, waiting))
+        return self._apply(view, interval, waiting)
+
+    def _receive_given(self, view: ResponseView) -> Decision:
+        """Apply a response fed by hand (the drivers' ``receive``), once the response hooks
+        have heard it."""
+
+        def apply() -> Decision:
+            decision = self._core.receive(view)
+            if self._core.next_action is not None:
+                self._start_request = None  # the start response was fed by hand: not sent
+            self._after(decision, view.raw, None, view.status_code)
+            return decision
+
+        if self._hooks is None:
+            return apply()
+        return self._heard(view, self._request_name(), apply)
+
+    def _apply(self, view: ResponseView, interval: Interval, waiting: bool) -> Decision:
+        """:meth:`_receive_polled` once the response hooks have heard the answer."""
         try:
             decision = self._core.receive(view)
         except ProtocolError as error:
-            if not self._is_garbled(view):
+            if not self._is_garbled(view, error):
                 raise
             try:
                 self._count_fault(view.status_code, view.raw, "an unreadable body")
@@ -683,6 +755,8 @@ class OperationBase(Generic[T]):
             decision = Decision(Action.RETRY, self._core.next_request_url, hint, state, state)
             self._notify(decision, view.raw)
             return decision
+        if self._start_request is not None and self._core.next_action is not None:
+            self._start_request = None  # the start was answered and taken: nothing to resend
         if (
             decision.action is _POLL
             and self._hooks is None
@@ -702,6 +776,34 @@ class OperationBase(Generic[T]):
         """Whether a start request may be sent again after a fault: PUT and DELETE are
         idempotent, and an ``Operation-Id`` header makes a POST so on services honouring it."""
         return method.upper() in IDEMPOTENT_METHODS or self._start_has_operation_id
+
+    def _start_answer_fault(self, view: ResponseView) -> float | None:
+        """Decide about the answer to a start request before the core sees it: the seconds
+        to wait before sending the start again (see :func:`~lrokit._core.start_is_retried`
+        and the policy's ``retry_start_on``), or None to apply the answer (after the retry
+        budget, the last transient answer becomes a ``StartRejectedError``).
+
+        A retried answer is heard by the response hooks here; one that is applied is heard
+        when it is applied.
+
+        Raises:
+            HookError: a response hook raised on a retried answer; the start is not sent
+                again (the operation stays ``NotStarted`` and the start may be sent later).
+        """
+        request = self._start_request
+        assert request is not None
+        code = view.status_code
+        idempotent = self._start_is_safe(request.method)
+        if not start_is_retried(
+            code, idempotent=idempotent, retry_on=self._settings.polling.retry_start_on
+        ):
+            return None
+        try:
+            self._count_fault(code, view.raw, f"start request, HTTP {code}")
+        except RetriesExhaustedError:
+            return None
+        hint = parse_retry_after(view.headers)
+        return self._heard(view, "start", lambda: self._back_off(hint).seconds)
 
     def _start_fault(self, method: str, status_code: int, hint: float | None) -> float | None:
         """Decide about a start request that hit a transient fault (``status_code`` 0: no
@@ -782,6 +884,9 @@ class OperationBase(Generic[T]):
         Raises:
             CancelRejectedError: the service answered with an HTTP error; state unchanged.
         """
+        return self._heard(view, "cancel", lambda: self._apply_cancel_answer(view))
+
+    def _apply_cancel_answer(self, view: ResponseView) -> Decision | None:
         code = view.status_code
         document, raw_status = self._core.cancel_report(view)
         if not 200 <= code < 300:
@@ -1002,6 +1107,12 @@ class OperationBase(Generic[T]):
     def on_poll(self, callback: Callable[[PollEvent[Self]], object]) -> Subscription:
         """Call ``callback`` with a :class:`PollEvent` after every processed response."""
         return self._subscribe(HookKind.POLL, callback, None)
+
+    def on_response(self, callback: Callable[[ResponseEvent[Self]], object]) -> Subscription:
+        """Call ``callback`` with a :class:`ResponseEvent` for every response the operation
+        receives, in order, before lrokit acts on it: retried start answers, rejected and
+        unusable polls, the final GET and cancel answers too."""
+        return self._subscribe(HookKind.RESPONSE, callback, None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} state={self._core.state.value} {self._core.initial_url}>"

@@ -21,6 +21,9 @@ import msgspec
 from ._exceptions import (
     InvalidTokenError,
     InvalidTransitionError,
+    MalformedBodyError,
+    MissingStatusError,
+    NothingToPollError,
     PollRejectedError,
     ProtocolError,
     StartRejectedError,
@@ -58,6 +61,7 @@ __all__ = [
     "OperationCore",
     "PollingProtocol",
     "ProtocolOptions",
+    "start_is_retried",
 ]
 
 _ACCEPTED_START = frozenset({200, 201, 202, 204})
@@ -81,6 +85,18 @@ _TRIGGER_FOR = {
 }
 
 
+def start_is_retried(status_code: int, *, idempotent: bool, retry_on: frozenset[int]) -> bool:
+    """Whether a start request answered with ``status_code`` is sent again (within the
+    policy's retry budget, after its back-off and the server's ``Retry-After``).
+
+    ``retry_on`` (``PollingPolicy.retry_start_on``: 429, 500, 503 and 504 by default, the
+    Azure SDKs' convention) is retried for every method; an ``idempotent`` start (PUT,
+    DELETE, or one carrying an ``Operation-Id``) after any transient answer as well
+    (408 and 502 too).
+    """
+    return status_code in retry_on or (idempotent and status_code in TRANSIENT_STATUS_CODES)
+
+
 class PollingProtocol(str, enum.Enum):
     """How an operation's progress is observed, chosen from the start response."""
 
@@ -101,11 +117,6 @@ class FinalStateVia(str, enum.Enum):
     AZURE_ASYNC_OPERATION = "azure-async-operation"
     OPERATION_LOCATION = "operation-location"
     ORIGINAL_URI = "original-uri"
-
-
-_MONITOR_IS_FINAL = frozenset(
-    {FinalStateVia.AZURE_ASYNC_OPERATION, FinalStateVia.OPERATION_LOCATION}
-)
 
 
 class Action(str, enum.Enum):
@@ -199,6 +210,7 @@ class OperationCore:
         "attempt",
         "created_at",
         "error",
+        "final_document",
         "final_url",
         "has_payload",
         "initial_url",
@@ -250,6 +262,7 @@ class OperationCore:
         self.error: ServiceError | None = None
         self.payload: Any = None
         self.has_payload = False
+        self.final_document: Any = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -337,7 +350,7 @@ class OperationCore:
         self.attempt += 1
         self.status = update
         if update.state.is_terminal:
-            self._finish(update.state, payload, update.error)
+            self._finish(update.state, payload, update.error, payload)
             return self._decide(Action.DONE, None, update.retry_after, previous, update)
         self._ensure_running()
         return self._decide(Action.POLL, self.polling_url, update.retry_after, previous, update)
@@ -368,7 +381,7 @@ class OperationCore:
             # A service that finished before answering: polling headers are irrelevant (not
             # even checked against the origin policy, since nothing will be sent to them).
             update = self._update(body_state, raw_status, document, hint)
-            self._finish(body_state, document, update.error)
+            self._finish(body_state, document, update.error, document)
             return self._decide(Action.DONE, None, hint, previous, update)
         if location:
             self.location_url = self._accept(self._service_url(base, location))
@@ -379,16 +392,18 @@ class OperationCore:
             self.protocol = PollingProtocol.LOCATION
             self.polling_url = self.location_url
         elif self.method in ("PUT", "PATCH") and (
-            code == 202 or self._status_string(document, (_RESOURCE_PATH,)) is not None
+            code in (201, 202) or self._status_string(document, (_RESOURCE_PATH,)) is not None
         ):
-            # ARM: a resource still provisioning is polled on its own URL. Only
-            # provisioningState counts here; a plain "status" may be a field of the resource.
+            # ARM: a resource still provisioning is polled on its own URL, and a 201 or 202
+            # without a terminal status is still provisioning (as azure-mgmt-core reads it).
+            # Only provisioningState counts here; a plain "status" may be a field of the
+            # resource.
             self.protocol = PollingProtocol.RESOURCE
             self.polling_url = self._accept(with_api_version(self.initial_url, self.api_version))
         elif code == 202 or (raw_status is not None and self.options.vocabulary.knows(raw_status)):
             # A body that says, in words the vocabulary knows, that work goes on, with no
             # URL to follow it, cannot be completed honestly.
-            raise ProtocolError(
+            raise NothingToPollError(
                 f"HTTP {code} start response to {self.method} gives no way to poll the operation"
                 " (no Operation-Location, Azure-AsyncOperation or Location header)",
                 response=view.raw,
@@ -397,7 +412,7 @@ class OperationCore:
             # The status code alone: 200/201/204 without polling headers means done.
             update = StatusUpdate(_S.SUCCEEDED, raw_status, retry_after=hint)
             self.status = update
-            self._finish(_S.SUCCEEDED, document, None)
+            self._finish(_S.SUCCEEDED, document, None, document)
             return self._decide(Action.DONE, None, hint, previous, update)
         update = self._update(body_state or _S.RUNNING, raw_status, document, hint)
         self._ensure_running()
@@ -411,7 +426,7 @@ class OperationCore:
         except msgspec.DecodeError:
             if view.status_code in (202, 204):
                 return None  # the body of an "accepted" answer carries nothing we need
-            raise ProtocolError(
+            raise MalformedBodyError(
                 f"the start response (HTTP {view.status_code}) has a body that is not JSON",
                 response=view.raw,
             ) from None
@@ -424,11 +439,11 @@ class OperationCore:
         hint = parse_retry_after(view.headers)
         if code in TRANSIENT_STATUS_CODES:
             return self._decide(_RETRY, self.polling_url, hint, previous, None)
-        if not 200 <= code < 300:
-            self._reject(view, "status poll")
         protocol = self.protocol
         if protocol is _LOCATION:
             return self._receive_location_poll(view, hint, previous)
+        if not 200 <= code < 300:
+            self._reject(view, "status poll")
         if protocol is _RESOURCE and code == 204:
             # Checked before parsing: a 204 has no body to parse.
             self.attempt += 1
@@ -440,6 +455,14 @@ class OperationCore:
                 hint=hint,
                 previous=previous,
             )
+        if protocol is _RESOURCE and not view.body:
+            # An honest answer, not a garbled one (a monitor's empty body counts as garbled,
+            # see docs/protocols.md): there is no resource to read a provisioningState from.
+            raise MissingStatusError(
+                f"the resource answered HTTP {code} with an empty body",
+                response=view.raw,
+                rehydration_token=self._token_or_none(),
+            )
         document = self._poll_document(view)
         if protocol is _RESOURCE:
             raw_status = self._status_string(document, (_RESOURCE_PATH,))
@@ -448,7 +471,7 @@ class OperationCore:
         else:
             raw_status = self._status_string(document, (_MONITOR_PATH,))
             if raw_status is None:
-                raise ProtocolError(
+                raise MissingStatusError(
                     "the status monitor response has no readable status",
                     response=view.raw,
                     rehydration_token=self._token_or_none(),
@@ -460,17 +483,40 @@ class OperationCore:
             self._ensure_running()
             return self._decide(_POLL, self.polling_url, hint, previous, update)
         if state is not _SUCCEEDED:
-            self._finish(state, None, update.error)
+            self._finish(state, None, update.error, document)
             return self._decide(_DONE, None, hint, previous, update)
         if protocol is _RESOURCE:
-            self._finish(_SUCCEEDED, document, None)
+            self._finish(_SUCCEEDED, document, None, document)
             return self._decide(_DONE, None, hint, previous, update)
         return self._after_monitor_succeeded(document, update, hint, previous)
 
     def _receive_location_poll(
         self, view: ResponseView, hint: float | None, previous: OperationState
     ) -> Decision:
-        if view.status_code not in _DONE_CODES:
+        # ARM's Location rules: the status code decides the outcome, the body is the result.
+        code = view.status_code
+        if not 200 <= code < 300:
+            if previous is _SUCCEEDED:  # re-reading a restored result: it cannot fail now
+                self._reject(view, "status poll")
+            # The Location URL reports a failed operation by an HTTP error (the transient
+            # codes were taken as retries before this).
+            document = self._lenient_json(view.body)
+            self.attempt += 1
+            return self._complete(
+                _FAILED,
+                raw_status=None,
+                document=document,
+                payload=None,
+                hint=hint,
+                previous=previous,
+            )
+        if code not in _DONE_CODES:
+            moved = view.headers.get("location")
+            if moved:
+                # A new Location on a 202 moves the operation: the old URL is never polled
+                # again, and tokens written from now on carry the new one.
+                url = self._accept(self._service_url(view.url or self.polling_url or "", moved))
+                self.polling_url = self.location_url = url
             self.attempt += 1
             update = StatusUpdate(_S.RUNNING, None, retry_after=hint)
             self.status = update
@@ -478,20 +524,10 @@ class OperationCore:
             return self._decide(Action.POLL, self.polling_url, hint, previous, update)
         document = self._poll_document(view) if view.body else None
         self.attempt += 1  # counted only once the response proved usable
-        raw_status = self._status_string(document, (_MONITOR_PATH, _RESOURCE_PATH))
-        state = None if raw_status is None else self.options.vocabulary(raw_status)
-        if state is _S.FAILED or state is _S.CANCELED:
-            return self._complete(
-                state,
-                raw_status=raw_status,
-                document=document,
-                payload=None,
-                hint=hint,
-                previous=previous,
-            )
+        # Whatever the body says (even provisioningState "Failed"): it is the result.
         return self._complete(
             _S.SUCCEEDED,
-            raw_status=raw_status,
+            raw_status=None,
             document=document,
             payload=document,
             hint=hint,
@@ -505,11 +541,17 @@ class OperationCore:
         method = self.method
         result = extract(document, ("result",))
         url: str | None = None
-        # final-state-via as azure-core applies it: "location" only when there is a Location
-        # URL, the monitor options only for POST; anything else falls back to the defaults.
+        # final-state-via: "location" only when there is a Location URL (as azure-core);
+        # "azure-async-operation" for every method, the monitor's whole final answer (as
+        # ARM's rule reads); "operation-location" only for POST, the monitor's ``result``
+        # (Azure.Core's rule). Anything else falls back to the defaults.
         if via is FinalStateVia.LOCATION and self.location_url is not None:
             url = self.location_url
-        elif via in _MONITOR_IS_FINAL and method == "POST":
+        elif via is FinalStateVia.AZURE_ASYNC_OPERATION:
+            # The monitor's final answer is the result itself, whatever the method.
+            self._finish(_S.SUCCEEDED, document, None, document)
+            return self._decide(Action.DONE, None, hint, previous, update)
+        elif via is FinalStateVia.OPERATION_LOCATION and method == "POST":
             url = None
         elif via is FinalStateVia.ORIGINAL_URI:
             url = self.initial_url
@@ -521,7 +563,7 @@ class OperationCore:
             url = self.location_url
         if url is None:
             # The monitor itself is final: its ``result`` (or nothing, for DELETE).
-            self._finish(_S.SUCCEEDED, None if method == "DELETE" else result, None)
+            self._finish(_S.SUCCEEDED, None if method == "DELETE" else result, None, document)
             return self._decide(Action.DONE, None, hint, previous, update)
         self.final_url = self._accept(with_api_version(url, self.api_version))
         self.next_action = Action.FETCH_FINAL
@@ -540,10 +582,11 @@ class OperationCore:
         document = self._poll_document(view) if view.body else None
         if self.state is _S.SUCCEEDED:  # re-reading the result of a restored operation
             self.payload, self.has_payload = document, True
+            self.final_document = document
             self.next_action = Action.DONE
             return self._decide(Action.DONE, None, hint, previous, self.status)
         status = self.status or StatusUpdate(_S.SUCCEEDED)
-        self._finish(_S.SUCCEEDED, document, None)
+        self._finish(_S.SUCCEEDED, document, None, document)
         return self._decide(Action.DONE, None, hint, previous, status)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -559,7 +602,7 @@ class OperationCore:
         previous: OperationState,
     ) -> Decision:
         update = self._update(state, raw_status, document, hint)
-        self._finish(state, payload, update.error)
+        self._finish(state, payload, update.error, document)
         return self._decide(Action.DONE, None, hint, previous, update)
 
     def _update(
@@ -585,7 +628,12 @@ class OperationCore:
         if self.next_action is None:
             self.next_action = _POLL
 
-    def _finish(self, state: OperationState, payload: Any, error: ServiceError | None) -> None:
+    def _finish(
+        self, state: OperationState, payload: Any, error: ServiceError | None, document: Any
+    ) -> None:
+        # ``document``: the whole JSON of the answer that ended the operation (the value's
+        # decoder may read more of it than ``payload``).
+        self.final_document = document
         if self.state is not state:
             self.state = next_state(self.state, _TRIGGER_FOR[state])
         self.next_action = Action.DONE
@@ -618,7 +666,7 @@ class OperationCore:
         try:
             return decode_json(view.body)
         except msgspec.DecodeError:
-            raise ProtocolError(
+            raise MalformedBodyError(
                 f"the response from {view.url or 'the service'} is not valid JSON",
                 response=view.raw,
                 rehydration_token=self._token_or_none(),
@@ -870,7 +918,7 @@ class OperationCore:
             core.options = options
             core.origin_policy = origin_policy
             core.token_policy = policy
-            core.status = core.error = core.payload = None
+            core.status = core.error = core.payload = core.final_document = None
             core.has_payload = False
             # The initial URL's api-version, when the token left it out (else read it when
             # a token is next written).
@@ -906,6 +954,8 @@ class OperationCore:
                 core.has_payload, pending = True, _DONE  # a DELETE's result is None
             elif final_url:
                 pending = _FETCH_FINAL
+            elif core.options.final_state_via is _VIA_MONITOR and polling_url:
+                pending = _POLL  # the monitor's final answer is the result: ask it again
             elif core.method in ("PUT", "PATCH"):
                 core.final_url = core._accept(with_api_version(core.initial_url, core.api_version))
                 pending = _FETCH_FINAL
@@ -949,6 +999,7 @@ _PROTOCOLS = {protocol.value: protocol for protocol in PollingProtocol}
 _VIAS = {via.value: via for via in FinalStateVia}
 _VIA_NAMES: dict[FinalStateVia, TokenVia] = {via: via.value for via in FinalStateVia}
 _UNKNOWN: Any = object()
+_VIA_MONITOR = FinalStateVia.AZURE_ASYNC_OPERATION
 _PENDING_ACTIONS: dict[str, Action | None] = {
     "start": None,
     "poll": Action.POLL,

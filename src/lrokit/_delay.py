@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_RETRY_STRATEGY",
     "DEFAULT_STRATEGY",
+    "RETRY_START_ON",
     "DelaySequence",
     "DelaySource",
     "DelayStrategy",
@@ -263,6 +264,12 @@ def _checked(strategy: DelayStrategy, attempt: int) -> float:
     return float(seconds)
 
 
+#: The answers to a start request that are retried for every method (``retry_start_on``):
+#: 429 and 503 say that the request was not processed; 500 and 504 are retried for POST and
+#: PATCH by azure-core's own retry policy too.
+RETRY_START_ON = frozenset({429, 500, 503, 504})
+
+
 class PollingPolicy:
     """The waiting rules: ``clamp(max(strategy(attempt), server_hint), floor, cap)``.
 
@@ -279,12 +286,17 @@ class PollingPolicy:
             consecutive faults (:data:`DEFAULT_RETRY_STRATEGY` when omitted).
         retry_backoff: shorthand for a retry strategy of ``retry_backoff`` doubling per
             consecutive fault, without jitter, bounded only by ``cap``; not with ``retry``.
+        retry_start_on: the HTTP statuses after which a start request is sent again
+            whatever its method, within ``max_retries`` and honouring ``Retry-After``
+            (:data:`RETRY_START_ON`: 429, 500, 503, 504, the Azure SDKs' convention). A
+            start that is safe to repeat (PUT, DELETE, ``idempotent=True``) is also sent
+            again after 408 and 502. An empty set retries only those safe starts.
 
     All durations are seconds or ``timedelta``; the server's hint and the floor and cap
     apply to retry delays exactly as to poll delays.
     """
 
-    __slots__ = ("cap", "floor", "max_retries", "retry", "strategy")
+    __slots__ = ("cap", "floor", "max_retries", "retry", "retry_start_on", "strategy")
 
     def __init__(
         self,
@@ -296,6 +308,7 @@ class PollingPolicy:
         max_retries: int = 5,
         retry: DelayStrategy | None = None,
         retry_backoff: float | timedelta | None = None,
+        retry_start_on: Iterable[int] = RETRY_START_ON,
     ) -> None:
         if strategy is not None and interval is not None:
             raise ValueError("give either strategy or interval, not both")
@@ -308,6 +321,13 @@ class PollingPolicy:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError("max_retries must be an integer >= 0")
         self.max_retries = max_retries
+        statuses = frozenset(retry_start_on)
+        if any(
+            isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599
+            for code in statuses
+        ):
+            raise ValueError("retry_start_on holds HTTP error statuses (integers 400-599)")
+        self.retry_start_on: frozenset[int] = statuses
         if interval is not None:
             self.strategy: DelayStrategy = FixedDelay(interval)
         elif strategy is not None:

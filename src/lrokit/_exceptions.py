@@ -17,6 +17,9 @@
         ├── OperationFailedError      the service says the operation Failed
         ├── OperationCanceledError    the service says the operation was Canceled
         ├── ProtocolError             a response lrokit cannot use (no readable status, ...)
+        │   ├── MalformedBodyError    ... its body is not decodable JSON
+        │   ├── MissingStatusError    ... its body has no readable status (or none at all)
+        │   └── NothingToPollError    ... it says work goes on but gives no way to poll
         ├── PollTransportError        a poll got no answer; within the retry budget
         └── HttpResponseError         the service answered a request with an HTTP error
             ├── StartRejectedError    ... the request that starts the operation
@@ -44,6 +47,9 @@ __all__ = [
     "InvalidTokenError",
     "InvalidTransitionError",
     "LroError",
+    "MalformedBodyError",
+    "MissingStatusError",
+    "NothingToPollError",
     "OperationCanceledError",
     "OperationError",
     "OperationFailedError",
@@ -230,8 +236,23 @@ class OperationCanceledError(OperationError):
 class ProtocolError(OperationError):
     """A response that lrokit cannot use: no readable status, invalid JSON, a missing URL.
 
-    The operation's state did not change because of it.
+    The operation's state did not change because of it. Its subclasses say which kind of
+    unusable answer it was; catching ``ProtocolError`` catches them all.
     """
+
+
+class MalformedBodyError(ProtocolError):
+    """The answer's body is not decodable JSON where lrokit needs to read one."""
+
+
+class MissingStatusError(ProtocolError):
+    """The answer's body has no readable status where one is needed (a status monitor
+    without ``status``, or an empty body where a resource was expected)."""
+
+
+class NothingToPollError(ProtocolError):
+    """The start answer says the operation goes on but gives no way to follow it (no
+    ``Operation-Location``, ``Azure-AsyncOperation`` or ``Location`` header)."""
 
 
 class HttpResponseError(OperationError):

@@ -27,7 +27,7 @@ from ._exceptions import HookError
 from ._parse import StatusUpdate
 from ._state import OperationState
 
-__all__ = ["HookKind", "Hooks", "PollEvent", "StateChange", "Subscription"]
+__all__ = ["HookKind", "Hooks", "PollEvent", "ResponseEvent", "StateChange", "Subscription"]
 
 OpT = TypeVar("OpT")
 
@@ -41,6 +41,8 @@ class HookKind(str, enum.Enum):
     """Entering one given state."""
     POLL = "poll"
     """Every parsed status response, whether or not the state changed."""
+    RESPONSE = "response"
+    """Every response the operation receives, usable or not, before lrokit acts on it."""
 
 
 class StateChange(msgspec.Struct, Generic[OpT], frozen=True):
@@ -69,6 +71,29 @@ class PollEvent(msgspec.Struct, Generic[OpT], frozen=True):
     status: StatusUpdate | None
     attempt: int
     next_delay: PollingDelay | None
+    response: Any = None
+
+
+class ResponseEvent(msgspec.Struct, Generic[OpT], frozen=True):
+    """Sent to response hooks for every response an operation receives, in arrival order.
+
+    A response hook hears each answer before lrokit acts on it: transient start answers
+    that are retried, every poll (transient, rejected or unusable ones too), the final GET
+    and the answer to a cancel request. Requests that got no answer send no event.
+
+    Attributes:
+        operation: the operation.
+        request: which request was answered: ``"start"``, ``"poll"``, ``"final"`` (the GET
+            of the final resource) or ``"cancel"``.
+        status_code: the answer's HTTP status.
+        url: the URL of the request that was answered (as the transport reports it).
+        response: the raw response (``requests.Response`` in the sync driver).
+    """
+
+    operation: OpT
+    request: str
+    status_code: int
+    url: str
     response: Any = None
 
 
@@ -145,6 +170,37 @@ class Hooks:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def hears_responses(self) -> bool:
+        """Whether any response hook is subscribed."""
+        return any(entry.kind is HookKind.RESPONSE for entry in self._entries)
+
+    def notify_response(
+        self, event: ResponseEvent[Any], awaitables: list[Awaitable[object]] | None = None
+    ) -> list[BaseException]:
+        """Call every response hook with ``event``; returns their errors, in call order.
+
+        The errors are returned rather than raised: the caller raises them (as one
+        :class:`~lrokit.HookError`) once the response has been applied, so that a raising
+        hook cannot make the operation lose an answer. Awaitables are handled as in
+        :meth:`notify`.
+        """
+        errors: list[BaseException] = []
+        for entry in tuple(self._entries):
+            if entry.kind is not HookKind.RESPONSE or entry not in self._entries:
+                continue
+            try:
+                result = entry.callback(event)
+            except Exception as error:  # noqa: BLE001 - returned to the caller
+                errors.append(error)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                if awaitables is not None:
+                    awaitables.append(result)
+                else:
+                    errors.append(_unawaitable(entry.callback, result))
+        return errors
 
     def notify(
         self,

@@ -32,10 +32,10 @@ from ._base import (
     bounded_step,
     within,
 )
-from ._core import TRANSIENT_STATUS_CODES, Action, Decision, OperationCore, ProtocolOptions
+from ._core import Action, Decision, OperationCore, ProtocolOptions
 from ._delay import DelaySource, DelayStrategy
 from ._exceptions import LroError, PollTransportError
-from ._parse import ResponseView, parse_retry_after
+from ._parse import ResponseView
 from ._pipeline import Pipeline, SupportsPipeline, view_of
 from ._token import RehydrationToken
 
@@ -233,18 +233,13 @@ class Operation(OperationBase[T]):
                 if delay is None:
                     raise
             else:
-                code = response.status_code
-                if code not in TRANSIENT_STATUS_CODES:
-                    break
-                hint = parse_retry_after(response.headers)
-                delay = self._start_fault(request.method, code, hint)
-                if delay is None:
-                    break  # the core turns the last answer into StartRejectedError
+                view = view_of(response)
                 self._response = response
+                delay = self._start_answer_fault(view)
+                if delay is None:
+                    break  # the core applies it (the last transient one: StartRejectedError)
             self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
-        self._response = response
-        self._receive_polled(view_of(response), wait.interval, waiting=wait is not NO_WAIT)
-        self._start_request = None
+        self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
         return response
 
     def _sleep(self, step: WaitStep, wait: Wait) -> None:
@@ -638,8 +633,4 @@ class Operation(OperationBase[T]):
         else:
             view = view_of(response)
             self._response = response
-        decision = self._core.receive(view)
-        if self._core.next_action is not None:
-            self._start_request = None  # the start response was fed by hand: nothing to send
-        self._after(decision, view.raw, None, view.status_code)
-        return decision
+        return self._receive_given(view)

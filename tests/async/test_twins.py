@@ -24,6 +24,7 @@ from async_helpers import Answer, MockHttp
 from lrokit import (
     AsyncOperation,
     AsyncPipeline,
+    MissingStatusError,
     Operation,
     OperationCanceledError,
     OperationFailedError,
@@ -31,7 +32,6 @@ from lrokit import (
     Pipeline,
     PollingPolicy,
     PollRejectedError,
-    ProtocolError,
     RetriesExhaustedError,
     StartRejectedError,
     WaitTimeoutError,
@@ -289,7 +289,7 @@ CASES = [
         (("POST", JOBS), *polls(1)),
         (1.0,),
         S.RUNNING,
-        raises="ProtocolError",
+        raises="MissingStatusError",
     ),
     Case(
         "unreadable-body-retried",
@@ -321,7 +321,7 @@ CASES = [
         "post-start-not-repeated",
         "POST",
         JOBS,
-        (Reply("POST", JOBS, status=503),),
+        (Reply("POST", JOBS, status=502),),
         (("POST", JOBS),),
         (),
         raises="StartRejectedError",
@@ -401,7 +401,7 @@ ERRORS: dict[str, type[Exception]] = {
         WaitTimeoutError,
         RetriesExhaustedError,
         PollRejectedError,
-        ProtocolError,
+        MissingStatusError,
         StartRejectedError,
     )
 }

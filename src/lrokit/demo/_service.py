@@ -17,6 +17,26 @@ whose name starts with ``fail`` ends Failed, one starting with ``cancel`` ends C
 A start request with an ``Operation-Id`` header that the service has seen before is
 answered with the operation it created then, not a new one.
 
+ARM behaviours (``/arm/...``, the same ``api-version``), each completing on the poll that
+``polls_to_complete`` (or ``duration``) says:
+
+* ``POST /arm/jobs`` with ``{"name": ..., "start_faults": [500, ...], "moves": n,
+  "outcome": 200, "result": {...}}`` -> the first starts of that name are answered with the
+  ``start_faults`` statuses (with a Retry-After; the start is not processed), then 202 with
+  a ``Location`` header. ``GET`` of the Location URL answers 202 while running, each of the
+  first ``moves`` times with a new ``Location`` (a relative one, on a new path): an old URL
+  answers 404 once the operation has moved on. Done, it answers ``outcome`` (200, 201, 204,
+  or an error status) with ``result`` as the body (an ``error`` object for an error status).
+* ``POST /arm/exports`` with ``{"name": ...}`` -> 202 with ``Azure-AsyncOperation`` and
+  ``Location``; the monitor answers ``InProgress``, then ``Succeeded`` with the export itself
+  in the same answer (``id``, ``name``, ``properties``); the Location URL answers 200 too.
+* ``PUT /arm/resources/<name>`` -> a bare 201 (no polling header, no provisioningState);
+  ``GET`` of the same URL answers ``provisioningState`` ``Creating``, then ``Succeeded``.
+
+Unusable answers, on purpose: ``"no_poll": true`` in a ``/arm/jobs`` start gets a bare 202
+(nothing to poll); a resource whose name starts with ``html`` is answered 200 with an HTML
+page instead of JSON, one starting with ``empty`` is polled with empty 200 answers.
+
 Fault injection (``faults=FaultPlan(...)``) makes some answers go wrong on purpose: 503 or
 429 with a Retry-After, a connection closed without an answer, a late answer, a truncated or
 non-JSON body; see :class:`FaultPlan`.
@@ -54,6 +74,8 @@ __all__ = [
 API_VERSION = "2024-01-01"
 
 _MAX_BODY = 64 * 1024
+#: An answer: status, headers, and a JSON document (bytes: a body that is sent as it is).
+_Outcome = tuple[int, dict[str, str], dict[str, Any] | bytes | None]
 
 
 @dataclass(frozen=True)
@@ -196,6 +218,20 @@ class _Job:
 
 
 @dataclass
+class _ArmJob:
+    """An operation of the ``/arm/...`` endpoints (see the module doc)."""
+
+    id: str
+    name: str
+    started: float
+    outcome: int = 200
+    result: Any = None
+    moves: int = 0
+    step: int = 0  # the Location path that is current: /arm/results/<id>/<step>
+    polls: int = 0
+
+
+@dataclass
 class _State:
     jobs: dict[str, _Job] = field(default_factory=dict)
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -205,6 +241,10 @@ class _State:
     by_operation_id: dict[str, str] = field(default_factory=dict)
     # Requests seen per fault key, so that each repetition gets a draw of its own.
     fault_counts: dict[str, int] = field(default_factory=dict)
+    arm_jobs: dict[str, _ArmJob] = field(default_factory=dict)
+    # ARM start requests seen per name (for ``start_faults``), and PUT resources by name.
+    arm_starts: dict[str, int] = field(default_factory=dict)
+    arm_resources: dict[str, _ArmJob] = field(default_factory=dict)
 
 
 class _HttpError(Exception):
@@ -377,7 +417,7 @@ class DemoService:
 
     def _handle(
         self, method: str, target: str, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    ) -> _Outcome:
         parts = urlsplit(target)
         segments = [s for s in parts.path.split("/") if s]
         versions = parse_qs(parts.query).get("api-version")
@@ -391,6 +431,8 @@ class DemoService:
                 "UnsupportedApiVersionValue",
                 f"unsupported api-version {versions[0]!r}; use {API_VERSION!r}",
             )
+        if segments[:1] == ["arm"]:
+            return self._arm(method, segments[1:], body)
         if segments == ["vector_stores"]:
             if method != "POST":
                 raise _HttpError(405, "MethodNotAllowed", f"{method} is not supported here")
@@ -407,9 +449,7 @@ class DemoService:
             return self._store(segments[1])
         raise _HttpError(404, "NotFound", f"no such resource: {parts.path}")
 
-    def _create(
-        self, body: bytes, operation_id: str | None = None
-    ) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _create(self, body: bytes, operation_id: str | None = None) -> _Outcome:
         try:
             document = json.loads(body or b"null")
         except ValueError:
@@ -442,7 +482,7 @@ class DemoService:
         headers.update(self._hint_headers())
         return 202, headers, {"id": job.id, "status": job.status}
 
-    def _monitor(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _monitor(self, job_id: str) -> _Outcome:
         with self._state.lock:
             job = self._state.jobs.get(job_id)
             if job is None:
@@ -453,7 +493,7 @@ class DemoService:
             terminal = job.status in ("Succeeded", "Failed", "Canceled")
         return 200, ({} if terminal else self._hint_headers()), document
 
-    def _cancel(self, job_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    def _cancel(self, job_id: str) -> _Outcome:
         with self._state.lock:
             job = self._state.jobs.get(job_id)
             if job is None:
@@ -488,16 +528,18 @@ class DemoService:
             }
         return document
 
+    def _progress(self, polls: int, started: float) -> tuple[bool, float]:
+        """Whether an operation started at ``started`` is done on its poll number ``polls``,
+        and the fraction of its work done."""
+        if self.polls_to_complete is not None:
+            return polls >= self.polls_to_complete, polls / self.polls_to_complete
+        elapsed = self.clock() - started
+        return elapsed >= self.duration, elapsed / self.duration if self.duration else 1.0
+
     def _advance(self, job: _Job) -> None:
         """Move ``job`` on by one status poll (the lock is held)."""
         job.polls += 1
-        if self.polls_to_complete is not None:
-            done = job.polls >= self.polls_to_complete
-            fraction = job.polls / self.polls_to_complete
-        else:
-            elapsed = self.clock() - job.started
-            done = elapsed >= self.duration
-            fraction = elapsed / self.duration if self.duration else 1.0
+        done, fraction = self._progress(job.polls, job.started)
         if not done:
             job.status = "Running"
             job.percent = max(0, min(99, int(fraction * 100)))
@@ -526,7 +568,106 @@ class DemoService:
                 "created_at": int(time.time()),
             }
 
-    def _store(self, store_id: str) -> tuple[int, dict[str, str], dict[str, Any] | None]:
+    # -- ARM behaviours (/arm/...) ---------------------------------------------------------
+
+    def _arm(self, method: str, segments: list[str], body: bytes) -> _Outcome:
+        route = (method, segments[0] if segments else "", len(segments))
+        if route in (("POST", "jobs", 1), ("POST", "exports", 1)):
+            return self._arm_start(segments[0], body)
+        if route == ("GET", "results", 3):
+            return self._arm_location(segments[1], segments[2])
+        if route == ("GET", "asyncops", 2):
+            return self._arm_monitor(segments[1])
+        if route[1:] == ("resources", 2) and method in ("PUT", "GET"):
+            return self._arm_resource(method, segments[1])
+        raise _HttpError(404, "NotFound", f"no such ARM resource: {'/'.join(segments)}")
+
+    def _arm_start(self, kind: str, body: bytes) -> _Outcome:
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            raise _HttpError(400, "InvalidJson", "the request body is not valid JSON") from None
+        name = document.get("name") if isinstance(document, dict) else None
+        if not isinstance(name, str) or not name:
+            raise _HttpError(400, "InvalidName", "'name' must be a non-empty string")
+        faults = document.get("start_faults", [])
+        if document.get("no_poll"):
+            return 202, {}, None  # accepted, with nothing to follow it by
+        with self._state.lock:
+            seen = self._state.arm_starts.get(name, 0)
+            self._state.arm_starts[name] = seen + 1
+            if seen < len(faults):  # answered with an error, not processed
+                code = int(faults[seen])
+                return code, self._hint_headers(), {"error": {"code": "Busy", "message": "later"}}
+            job = _ArmJob(
+                uuid.uuid4().hex,
+                name,
+                self.clock(),
+                outcome=int(document.get("outcome", 200)),
+                result=document.get("result", {"name": name}),
+                moves=int(document.get("moves", 0)),
+            )
+            self._state.arm_jobs[job.id] = job
+        query = f"?api-version={API_VERSION}"
+        headers = {"Location": f"/arm/results/{job.id}/0{query}", **self._hint_headers()}
+        if kind == "exports":
+            headers["Azure-AsyncOperation"] = f"/arm/asyncops/{job.id}{query}"
+        return 202, headers, None
+
+    def _arm_job(self, job_id: str) -> _ArmJob:
+        job = self._state.arm_jobs.get(job_id)
+        if job is None:
+            raise _HttpError(404, "OperationNotFound", f"no operation {job_id!r}")
+        return job
+
+    def _arm_location(self, job_id: str, step: str) -> _Outcome:
+        with self._state.lock:
+            job = self._arm_job(job_id)
+            if step != str(job.step):
+                raise _HttpError(404, "Moved", "this operation is polled at another URL now")
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+            if not done or job.step < job.moves:
+                headers = self._hint_headers()
+                if job.step < job.moves:
+                    job.step += 1  # relative to this URL: the next step's path
+                    headers["Location"] = f"{job.step}?api-version={API_VERSION}"
+                return 202, headers, None
+        if job.outcome >= 400:
+            failure = {"code": "OperationFailed", "message": f"{job.name!r} failed"}
+            return job.outcome, {}, {"error": failure}
+        return job.outcome, {}, None if job.outcome == 204 else job.result
+
+    def _arm_monitor(self, job_id: str) -> _Outcome:
+        with self._state.lock:
+            job = self._arm_job(job_id)
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+        if not done:
+            return 200, self._hint_headers(), {"id": job.id, "status": "InProgress"}
+        export = {"kind": "export", "output": f"exports/{job.name}.json"}
+        document = {"id": job.id, "name": job.name, "status": "Succeeded", "properties": export}
+        return 200, {}, document
+
+    def _arm_resource(self, method: str, name: str) -> _Outcome:
+        with self._state.lock:
+            if method == "PUT":
+                if name.startswith("html"):
+                    return 200, {}, b"<html><body>Created</body></html>"  # not JSON
+                self._state.arm_resources[name] = _ArmJob(name, name, self.clock())
+                return 201, {}, {"name": name}  # nothing says it is still being created
+            job = self._state.arm_resources.get(name)
+            if job is None:
+                raise _HttpError(404, "ResourceNotFound", f"no resource {name!r}")
+            job.polls += 1
+            done, _ = self._progress(job.polls, job.started)
+        if name.startswith("empty"):
+            return 200, {}, None  # no body: no provisioningState to read
+        state = "Succeeded" if done else "Creating"
+        headers = {} if done else self._hint_headers()
+        return 200, headers, {"name": name, "properties": {"provisioningState": state}}
+
+    def _store(self, store_id: str) -> _Outcome:
         with self._state.lock:
             store = self._state.stores.get(store_id)
         if store is None:
@@ -612,7 +753,7 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 length = -1
             if not 0 <= length <= _MAX_BODY:
                 body = b""
-                outcome: tuple[int, dict[str, str], dict[str, Any] | None] = _error(
+                outcome: _Outcome = _error(
                     _HttpError(400, "InvalidContentLength", "bad or too large Content-Length")
                 )
                 fault = None
@@ -664,14 +805,18 @@ def _make_handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
             self._answer(status, extra, document)
 
         def _answer(
-            self, status: int, extra: dict[str, str], document: dict[str, Any] | None
+            self, status: int, extra: dict[str, str], document: dict[str, Any] | bytes | None
         ) -> None:
-            payload = json.dumps(document).encode() if document is not None else b""
+            if isinstance(document, bytes):
+                payload, kind = document, "text/html"
+            else:
+                payload = json.dumps(document).encode() if document is not None else b""
+                kind = "application/json"
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)
             if document is not None:
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

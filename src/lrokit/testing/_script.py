@@ -261,8 +261,9 @@ class LroScript:
 
         The start answer is ``start_status`` (202) with ``Location``; each status request is
         answered 202 (no body) while the status is not final, 200 with ``result`` for
-        Succeeded (204 when ``result`` is None), and 200 with ``{"status": word, "error":
-        ...}`` for Failed and Canceled. Arguments as for :meth:`status_monitor`;
+        Succeeded (204 when ``result`` is None), and HTTP 400 with ``{"error": ...}`` for
+        Failed and Canceled (a Location URL reports a failure by its status code, so both
+        end ``Failed``). Arguments as for :meth:`status_monitor`;
         ``location_url`` is the header's value (a stable URL on the start's host if None).
         """
         method = method.upper()
@@ -274,12 +275,14 @@ class LroScript:
 
         def body(word: str, state: OperationState) -> Any:
             if state in _FAILURES:
-                return {"status": word, "error": _error_body(error, state)}
+                return {"error": _error_body(error, state)}
             if state is OperationState.SUCCEEDED:
                 return payload
             return _NO_BODY
 
-        polls = _answers(statuses, None, retry_after, words, body, with_percent=False)
+        polls = _answers(
+            statuses, None, retry_after, words, body, with_percent=False, failure_code=400
+        )
         routes = [
             _Route(method, url, [_start(start_status, {"Location": target}, retry_after, b"")]),
             _Route("GET", polling, polls),
@@ -485,6 +488,7 @@ def _answers(
     body: Callable[[str, OperationState], Any],
     *,
     with_percent: bool,
+    failure_code: int = 200,
 ) -> list[_Answer]:
     if not statuses:
         raise ValueError("a script needs at least one status")
@@ -510,6 +514,8 @@ def _answers(
             if with_percent and percent is not None and isinstance(document, dict):
                 document = {**document, "percentComplete": percent}
             code = 202 if document is _NO_BODY else 200
+            if state in _FAILURES:
+                code = failure_code
         if hint is None and not final:
             hint = retry_after
         if hint is not None:
