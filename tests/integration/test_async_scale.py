@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 OPERATIONS = 2_000
 POLLS = 2
 IN_FLIGHT = 8
-DEADLINE_SECONDS = 45.0
+# A bound against a hang, not a speed target (bench/bench_async.py measures speed): 45 s was
+# too tight on a 2-core machine busy with other jobs (45.7 s seen).
+DEADLINE_SECONDS = 180.0
 
 
 class AsyncCreateVectorStore(AsyncOperation[VectorStore]):
