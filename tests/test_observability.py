@@ -274,7 +274,7 @@ def test_faults_mark_their_request_span_as_errors(rsps, pipeline, spans) -> None
     assert unavailable.status.description == "transient fault (HTTP 503)"
     assert lost.status.status_code is StatusCode.ERROR
     assert [e.name for e in lost.events] == ["exception"]
-    assert lost.events[0].attributes["exception.type"] == "lrokit._exceptions.PollTransportError"
+    assert lost.events[0].attributes["exception.type"] == "lrokit.PollTransportError"
     assert "ConnectionError: reset" in lost.status.description
     assert "http.response.status_code" not in lost.attributes
     assert done.status.status_code is StatusCode.UNSET
@@ -301,7 +301,7 @@ def test_a_wait_that_ends_early_says_how(rsps, pipeline, clock, spans) -> None:
     assert timed_out.attributes["lrokit.wait.timeout"] == 2.5
     assert timed_out.status.status_code is StatusCode.ERROR
     assert [e.attributes["exception.type"] for e in timed_out.events] == [
-        "lrokit._exceptions.WaitTimeoutError"
+        "lrokit.WaitTimeoutError"
     ]
     assert cancelled.attributes["lrokit.wait.outcome"] == "cancelled"
     assert stopped.attributes["lrokit.wait.outcome"] == "stopped"

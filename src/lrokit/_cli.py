@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import __version__
 from ._urls import OriginPolicy
 
 __all__ = ["ExitCode", "UsageError", "build_parser", "main"]
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="lrokit: long-running HTTP operations as explicit, resumable state machines.",
         epilog="Run 'lrokit COMMAND --help' for the options of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_service_commands(commands)
 
