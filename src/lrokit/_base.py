@@ -454,6 +454,24 @@ class OperationBase(Generic[T]):
         return self._core.status
 
     @property
+    def operation_id(self) -> str:
+        """lrokit's id of the operation: a UUID made on first use unless the core was given
+        one (it is the ``Operation-Id`` header that ``idempotent=True`` adds to the start
+        request). It travels in the token, and logs and spans name the operation by it. The
+        service's own id, where it has one, is in :attr:`polling_url` or the status
+        document."""
+        return self._core.operation_id
+
+    @property
+    def polling_url(self) -> str | None:
+        """The absolute URL the operation's status is read from: the service's
+        ``Operation-Location``, ``Azure-AsyncOperation`` or ``Location`` header (resolved
+        against the request), or the resource's own URL for ``provisioningState`` polling.
+        None until a start response named one, and for an operation that completed in its
+        start response; kept once the operation completed."""
+        return self._core.polling_url
+
+    @property
     def core(self) -> OperationCore:
         """The sans-I/O core (for inspection and advanced driving)."""
         return self._core
