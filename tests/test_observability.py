@@ -300,9 +300,7 @@ def test_a_wait_that_ends_early_says_how(rsps, pipeline, clock, spans) -> None:
     assert timed_out.attributes["lrokit.wait.outcome"] == "timeout"
     assert timed_out.attributes["lrokit.wait.timeout"] == 2.5
     assert timed_out.status.status_code is StatusCode.ERROR
-    assert [e.attributes["exception.type"] for e in timed_out.events] == [
-        "lrokit.WaitTimeoutError"
-    ]
+    assert [e.attributes["exception.type"] for e in timed_out.events] == ["lrokit.WaitTimeoutError"]
     assert cancelled.attributes["lrokit.wait.outcome"] == "cancelled"
     assert stopped.attributes["lrokit.wait.outcome"] == "stopped"
     assert stopped.status.status_code is StatusCode.UNSET
