@@ -48,6 +48,11 @@ class UsageError(Exception):
     """A usage error found after parsing (exit status 2)."""
 
 
+#: The .NET type whose usage patterns ``lrokit demo`` runs.
+_OPERATION_RESULT_URL = (
+    "https://learn.microsoft.com/dotnet/api/system.clientmodel.primitives.operationresult"
+)
+
 #: The exit statuses, as the epilog of every command that waits shows them.
 EXIT_CODES_HELP = """\
 exit status:
@@ -209,11 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the six LRO usage patterns against an embedded service",
         description=(
             "Start the embedded vector-store service on 127.0.0.1, run the six usage "
-            "patterns of the LRO client seed against it over real HTTP (printing every "
+            "patterns of the .NET System.ClientModel OperationResult pattern (linked "
+            "below) against it over real HTTP (printing every "
             "state transition and status poll), then stop it. Pattern 6 resumes the "
             "operation in a second Python process from its rehydration token. Exits 0 when "
             "all six patterns went NotStarted -> Running -> Succeeded."
         ),
+        epilog=f"the OperationResult pattern:\n  {_OPERATION_RESULT_URL}\n",
+        formatter_class=_EpilogAsWritten,
     )
     demo.add_argument(
         "--duration",
@@ -227,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=0.2,
         metavar="S",
-        help="polling interval, also the service's Retry-After hint (default: %(default)s s)",
+        help="the client's polling interval, also the Retry-After the service sends "
+        "(default: %(default)s s)",
     )
     demo.set_defaults(handler=_run_demo)
 

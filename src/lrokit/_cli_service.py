@@ -28,7 +28,7 @@ import requests
 from ._base import PollUpdate
 from ._cli import ExitCode, UsageError
 from ._core import FinalStateVia, ProtocolOptions
-from ._delay import DelaySource, DelayStrategy, FixedDelay
+from ._delay import DELAY_LABELS, DelaySource, DelayStrategy, FixedDelay
 from ._exceptions import (
     HttpResponseError,
     InvalidTokenError,
@@ -57,13 +57,6 @@ _OUTCOME_CODES = {
     OperationState.SUCCEEDED: ExitCode.SUCCEEDED,
     OperationState.FAILED: ExitCode.FAILED,
     OperationState.CANCELED: ExitCode.CANCELED,
-}
-#: How each rule that chose a delay is named on the progress line.
-_RULES = {
-    DelaySource.STRATEGY: "interval",
-    DelaySource.SERVER: "server's Retry-After",
-    DelaySource.FLOOR: "floor",
-    DelaySource.CAP: "cap",
 }
 #: A key id as TokenSigner accepts it.
 #: How often a live progress line counts down (seconds).
@@ -198,7 +191,7 @@ class Progress:
             self._show(f"{head}, fetching the result")
         else:
             rule = "back-off" if failures and delay.source is DelaySource.STRATEGY else None
-            rule = rule or _RULES[delay.source]
+            rule = rule or DELAY_LABELS[delay.source]
             self._countdown = (head, rule)
             self._show(f"{head}, {_next_poll(delay.seconds, rule)}")
 

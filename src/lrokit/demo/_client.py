@@ -1,4 +1,5 @@
-"""A sample SDK client built on lrokit: the Python spelling of the seed's vector-store client.
+"""A sample SDK client built on lrokit: the Python spelling of the vector-store client
+of the .NET System.ClientModel ``OperationResult`` samples.
 
 This is what an SDK author writes per service: a client that holds a :class:`lrokit.Pipeline`,
 one :class:`lrokit.Operation` subclass per LRO (the "LRO subclient") naming the value type,
