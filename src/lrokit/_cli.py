@@ -42,6 +42,8 @@ class ExitCode(enum.IntEnum):
     """A token that is malformed, altered, badly signed or of an untrusted origin."""
     INTERRUPTED = 130
     """Ctrl-C."""
+    TERMINATED = 143
+    """SIGTERM (128 + 15, as a shell reports a process it ended)."""
 
 
 class UsageError(Exception):
@@ -53,8 +55,8 @@ _OPERATION_RESULT_URL = (
     "https://learn.microsoft.com/dotnet/api/system.clientmodel.primitives.operationresult"
 )
 
-#: The exit statuses, as the epilog of every command that waits shows them.
-EXIT_CODES_HELP = """\
+#: The exit statuses of the commands that wait, as their epilogs show them.
+_EXIT_CODES_HEAD = """\
 exit status:
   0    the operation succeeded; its final JSON is on stdout
   1    the operation failed; its last status document (with the error) is on stdout
@@ -62,11 +64,20 @@ exit status:
   3    the operation was canceled; its last status document is on stdout
   4    --timeout ran out; the operation goes on (a resume command is on stderr)
   5    protocol or HTTP error: the service rejected a request, answered unusably,
-       or did not answer (after the retries)
-  6    the token was refused: malformed, altered, wrongly signed, or naming an
-       origin other than --endpoint and --allow-origin
-  130  interrupted (Ctrl-C); a resume command is on stderr
+       or did not answer (after the --retries); a resume command is on stderr when
+       the service may recover
 """
+_EXIT_CODE_TOKEN = """\
+  6    the token was refused: malformed, altered, signed with another key, or
+       naming an origin other than --endpoint and --allow-origin
+"""
+_EXIT_CODES_TAIL = """\
+  130  interrupted (Ctrl-C); a resume command is on stderr
+  143  terminated (SIGTERM); a resume command is on stderr
+"""
+#: ``poll`` reads no token: it never exits 6.
+POLL_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODES_TAIL
+RESUME_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODE_TOKEN + _EXIT_CODES_TAIL
 
 _POLL_EPILOG = f"""\
 examples:
@@ -76,10 +87,16 @@ examples:
   lrokit poll "$MONITOR" --final-state-via location --location "$LOCATION"
 
 The first poll is sent at once; later ones follow --interval (default: 1, 1, 1, 2, 4, ...
-up to 32 s), never sooner than the service's Retry-After. Requests go only to the URL's
-own origin and to --allow-origin origins. Header values are never printed.
+up to 32 s), never sooner than the service's Retry-After. The progress line names what
+chose each delay: (interval), (server's Retry-After), the policy's (floor) or (cap), or
+(back-off) after a request that failed. Requests go only to the URL's own origin and to
+--allow-origin origins. Header values are never printed.
 
-{EXIT_CODES_HELP}"""
+Tokens (--save-token, resume commands) record the start request as --method (default
+POST) to --original-uri (default: the monitor URL), which decide where a resumed
+operation reads its final JSON.
+
+{POLL_EXIT_CODES_HELP}"""
 
 _RESUME_EPILOG = f"""\
 examples:
@@ -92,7 +109,7 @@ Without --wait, nothing is sent: the token is checked (format, signature with a 
 every URL against --endpoint and --allow-origin) and the operation's state printed.
 Exit status without --wait: 0, or 6 when the token is refused.
 
-{EXIT_CODES_HELP}"""
+{RESUME_EXIT_CODES_HELP}"""
 
 _INSPECT_EPILOG = """\
 examples:
@@ -155,6 +172,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, not {value}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
 
 
@@ -361,7 +388,15 @@ def _add_service_commands(commands: Any) -> None:
         "--original-uri",
         type=http_url,
         metavar="URL",
-        help="the URL of the start request (for --final-state-via original-uri)",
+        help="the URL of the start request (for --final-state-via original-uri, or the "
+        "resource of a --method PUT or PATCH)",
+    )
+    poll.add_argument(
+        "--method",
+        choices=["POST", "PUT", "PATCH", "DELETE"],
+        default="POST",
+        help="the method of the start request, if known (default: %(default)s); PUT and "
+        "PATCH read the final JSON from --original-uri, DELETE reads none",
     )
     _add_key_options(poll, "sign the tokens written (--save-token, resume hints) with")
     poll.set_defaults(handler=_run_poll, command_parser=poll)
@@ -467,6 +502,22 @@ def _add_wait_options(command: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help="give up waiting after S seconds (exit 4; the operation goes on)",
+    )
+    command.add_argument(
+        "--retries",
+        type=_whole,
+        default=None,
+        metavar="N",
+        help="give up after N retries in a row of a request that got no answer or a "
+        "transient HTTP error (default: 5; 0 gives up at the first)",
+    )
+    command.add_argument(
+        "--retry-backoff",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="wait S seconds before the first retry, doubling for each next one "
+        "(default: 0.5 s, doubling up to 30 s)",
     )
     command.add_argument(
         "--save-token",
