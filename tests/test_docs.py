@@ -97,6 +97,7 @@ def test_command_check_catches_what_does_not_exist() -> None:
     (problem,) = snippets.check_command(["token", "inspekt", "TOKEN"])
     assert problem.startswith("`lrokit token` has no command 'inspekt'")
     assert snippets.check_command(["--help"]) == ["no lrokit command named"]
+    assert snippets.check_command(["--version"]) == []
 
 
 def test_every_python_fence_is_collected() -> None:

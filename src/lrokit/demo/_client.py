@@ -46,11 +46,14 @@ class VectorStore(msgspec.Struct, frozen=True):
 class CreateVectorStoreOperation(Operation[VectorStore]):
     """The LRO subclient of :meth:`VectorStoreClient.create_vector_store`.
 
-    Everything comes from :class:`lrokit.Operation`; this class only names the value type.
-    Resume one elsewhere with ``CreateVectorStoreOperation.rehydrate(client, token)``.
+    Everything comes from :class:`lrokit.Operation`; this class only names the value type
+    and the kind its tokens carry. Resume one elsewhere with
+    ``CreateVectorStoreOperation.rehydrate(client, token)``.
     """
 
     value_type = VectorStore
+    #: The name in its tokens, fixed so that moving or renaming the class keeps them valid.
+    token_kind = "lrokit.demo.CreateVectorStoreOperation"
 
 
 class VectorStoreClient:
