@@ -213,3 +213,11 @@ def test_sigterm_ends_poll_with_a_resume_command_and_exit_143(tmp_path: Path) ->
     assert process.returncode == ExitCode.TERMINATED == 143
     assert "lrokit: terminated (SIGTERM) (state Running)" in err
     assert re.search(r"^  lrokit resume \S+ --endpoint http://127\.0\.0\.1:\d+/ --wait$", err, re.M)
+
+
+def test_resume_takes_the_retry_options_only_with_wait(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "resume", "TOKEN", "--endpoint", "https://svc.example.com", "--retries", "2"
+    )
+    assert code == ExitCode.USAGE
+    assert "--retries need --wait" in err

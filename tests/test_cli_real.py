@@ -259,8 +259,7 @@ def test_poll_live_display_is_one_updating_line_on_a_terminal(service, capsys, m
     assert frames[-1] == "[4] Succeeded, 100%"
     # The sleeps count the next poll down on the same line.
     assert any(
-        re.fullmatch(r"\[2\] Running, 66%, next poll in [\d.]+ s \(interval\)", f)
-        for f in frames
+        re.fullmatch(r"\[2\] Running, 66%, next poll in [\d.]+ s \(interval\)", f) for f in frames
     )
     assert json.loads(capsys.readouterr().out)["object"] == "vector_store"
 

@@ -123,10 +123,9 @@ def _signer(args: argparse.Namespace, key_id: str | None) -> TokenSigner | None:
 def _pipeline(
     endpoint: str, args: argparse.Namespace, signer: TokenSigner | None, progress: Progress
 ) -> Pipeline:
-    retries = getattr(args, "retries", None)
     polling = PollingPolicy(
-        max_retries=DEFAULT_POLICY.max_retries if retries is None else retries,
-        retry_backoff=getattr(args, "retry_backoff", None),
+        max_retries=DEFAULT_POLICY.max_retries if args.retries is None else args.retries,
+        retry_backoff=args.retry_backoff,
     )
     try:
         return Pipeline(
@@ -504,6 +503,8 @@ def run_resume(args: argparse.Namespace) -> int:
                 ("--interval", args.interval),
                 ("--timeout", args.timeout),
                 ("--save-token", args.save_token),
+                ("--retries", args.retries),
+                ("--retry-backoff", args.retry_backoff),
             )
             if value is not None
         ]

@@ -95,8 +95,7 @@ class TokenSigner:
             raise InvalidTokenError("token is signed with a key this client does not have")
         if not hmac.compare_digest(_mac(key, key_id, payload), given):
             raise InvalidTokenError(
-                "token signature does not match: the token was altered, or signed with"
-                " another key"
+                "token signature does not match: the token was altered, or signed with another key"
             )
 
     def __repr__(self) -> str:
