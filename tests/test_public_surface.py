@@ -7,10 +7,12 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import typing
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import responses
 
@@ -84,6 +86,22 @@ def exported_objects() -> list[tuple[str, Any]]:
 def test_every_exported_class_and_function_shows_as_lrokit(name: str, obj: Any) -> None:
     assert obj.__module__ == "lrokit"
     assert obj.__qualname__ == name
+
+
+@pytest.mark.parametrize(("name", "obj"), [e for e in exported_objects() if inspect.isclass(e[1])])
+def test_annotations_of_exported_classes_still_resolve(name: str, obj: Any) -> None:
+    # They were written in the private modules: typing and msgspec must still read them.
+    hints = typing.get_type_hints(obj, include_extras=True)
+    assert set(inspect.get_annotations(obj)) <= set(hints)
+    if issubclass(obj, msgspec.Struct):
+        assert msgspec.inspect.type_info(obj) is not None
+
+
+def test_a_struct_shown_as_lrokit_still_converts() -> None:
+    error = msgspec.convert(
+        {"code": "Conflict", "details": [{"code": "Inner"}]}, lrokit.ServiceError
+    )
+    assert error.details[0].code == "Inner"
 
 
 def test_exported_names_are_most_of_all() -> None:

@@ -10,6 +10,8 @@ use (PEP 562), so that ``import lrokit`` does not import asyncio for sync-only p
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from typing import TYPE_CHECKING, Any
 
 from ._base import PollUpdate
@@ -147,9 +149,22 @@ __all__ = [
 
 def _make_public(obj: Any) -> None:
     """Show ``obj`` as ``lrokit.Name`` in reprs, tracebacks and the docs (its defining module
-    is private)."""
-    if hasattr(obj, "__qualname__"):  # classes and functions, not constants or aliases
-        obj.__module__ = __name__
+    is private).
+
+    A class's own annotations are resolved first, where they were written: they are strings
+    (``from __future__ import annotations``) that ``typing.get_type_hints`` and msgspec would
+    otherwise look up among this package's names, where the private ones they use are not.
+    """
+    if not hasattr(obj, "__qualname__"):  # classes and functions, not constants or aliases
+        return
+    own = inspect.get_annotations(obj) if isinstance(obj, type) else {}
+    if own:
+        try:
+            hints = typing.get_type_hints(obj, include_extras=True)
+        except NameError:  # a name only type checkers import: it never resolved at run time
+            hints = {}
+        obj.__annotations__ = {name: hints.get(name, value) for name, value in own.items()}
+    obj.__module__ = __name__
 
 
 def __getattr__(name: str) -> Any:
