@@ -17,6 +17,7 @@ import pytest
 import responses
 
 import lrokit
+from ci_policy import missing
 from lrokit import Operation, Pipeline
 from lrokit._cli import main
 
@@ -68,6 +69,33 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         _ = lrokit.NoSuchName  # type: ignore[attr-defined]
     assert not hasattr(lrokit, "NoSuchName")
+
+
+TYPED = """\
+import lrokit
+from lrokit import AsyncOperation, async_wait_all
+
+
+async def wait(operation: AsyncOperation[int]) -> None:
+    result = await async_wait_all([operation])
+    reveal_type(result.done)
+    lrokit.AsyncOperaton  # a typo
+"""
+
+
+def test_type_checkers_see_the_lazy_names_and_flag_unknown_ones(tmp_path: Path) -> None:
+    try:
+        from mypy import api
+    except ImportError:
+        missing("mypy is not installed (the lint extra)")
+    (tmp_path / "typed.py").write_text(TYPED)
+    out, _, status = api.run(
+        ["--strict", "--cache-dir", str(tmp_path / "cache"), str(tmp_path / "typed.py")]
+    )
+    assert 'Revealed type is "list[lrokit._async.AsyncOperation[int]]"' in out
+    assert 'Module has no attribute "AsyncOperaton"' in out
+    assert status == 1
+    assert out.count("error:") == 1, out
 
 
 # -- public names look public ----------------------------------------------------------------

@@ -167,18 +167,20 @@ def _make_public(obj: Any) -> None:
     obj.__module__ = __name__
 
 
-def __getattr__(name: str) -> Any:
-    """Load an async name on first use (PEP 562) and keep it in the package's namespace."""
-    module_name = _ASYNC_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(module_name, __name__)
-    for loaded, source in _ASYNC_NAMES.items():
-        if source == module_name:
-            value = getattr(module, loaded)
-            _make_public(value)
-            globals()[loaded] = value
-    return globals()[name]
+if not TYPE_CHECKING:  # type checkers see the imports above, and flag any other name
+
+    def __getattr__(name: str) -> Any:
+        """Load an async name on first use (PEP 562) and keep it in the package's namespace."""
+        module_name = _ASYNC_NAMES.get(name)
+        if module_name is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        module = importlib.import_module(module_name, __name__)
+        for loaded, source in _ASYNC_NAMES.items():
+            if source == module_name:
+                value = getattr(module, loaded)
+                _make_public(value)
+                globals()[loaded] = value
+        return globals()[name]
 
 
 def __dir__() -> list[str]:
