@@ -75,8 +75,9 @@ _EXIT_CODES_TAIL = """\
   130  interrupted (Ctrl-C); a resume command is on stderr
   143  terminated (SIGTERM); a resume command is on stderr
 """
-#: ``poll`` reads no token: it never exits 6.
+#: The exit statuses of ``poll``, which reads no token: it never exits 6.
 POLL_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODES_TAIL
+#: The exit statuses of ``resume``.
 RESUME_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODE_TOKEN + _EXIT_CODES_TAIL
 
 _POLL_EPILOG = f"""\
