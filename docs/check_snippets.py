@@ -308,7 +308,8 @@ def check_command(arguments: Sequence[str]) -> list[str]:
         status, output = help_text(tuple(path))
         if status != 0:
             return [*problems, f"`lrokit {' '.join(path)} --help` failed:\n{output}"]
-    if not path and subcommands(output):
+    # A command is needed, except by `lrokit --version`.
+    if not path and subcommands(output) and "--version" not in arguments:
         problems.append("no lrokit command named")
     return problems
 

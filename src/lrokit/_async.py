@@ -28,7 +28,16 @@ from ._async_pipeline import (
     default_async_sleep,
     httpx_view,
 )
-from ._base import NO_BODY, NO_WAIT, OperationBase, PollUpdate, Wait, WaitStep, bounded_step
+from ._base import (
+    NO_BODY,
+    NO_WAIT,
+    PLAIN_KIND,
+    OperationBase,
+    PollUpdate,
+    Wait,
+    WaitStep,
+    bounded_step,
+)
 from ._base import within as _within
 from ._core import Decision, OperationCore, ProtocolOptions
 from ._delay import DelayStrategy
@@ -56,7 +65,7 @@ class AsyncOperation(OperationBase[T]):
     ``token_kind = CreateVectorStoreOperation.kind()``.
     """
 
-    token_kind: ClassVar[str | None] = "lrokit._sync.Operation"
+    token_kind: ClassVar[str | None] = PLAIN_KIND
     _awaits_hooks: ClassVar[bool] = True
 
     def __init__(

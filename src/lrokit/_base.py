@@ -8,10 +8,13 @@ that sends requests and sleeps.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
@@ -65,6 +68,7 @@ __all__ = [
     "NO_BODY",
     "NO_WAIT",
     "OPERATION_ID_HEADER",
+    "PLAIN_KIND",
     "OperationBase",
     "PipelineSettings",
     "PollUpdate",
@@ -78,6 +82,12 @@ __all__ = [
 #: The request header that makes a start request idempotent on services that honour it
 #: (Microsoft REST API guidelines); lrokit sends the operation's own id in it on request.
 OPERATION_ID_HEADER = "Operation-Id"
+#: The kind in the tokens of a plain ``Operation`` and ``AsyncOperation``: the name lrokit
+#: 0.1.0 wrote, kept since the class is shown as ``lrokit.Operation``.
+PLAIN_KIND = "lrokit._sync.Operation"
+#: The module names of a program run directly: ``python script.py`` or ``python -m mod`` make
+#: ``__main__``, multiprocessing's spawned children ``__mp_main__``.
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 _OPERATION_ID_LOWER = OPERATION_ID_HEADER.lower()
 #: Start requests that may be repeated without an ``Operation-Id``: idempotent by HTTP.
 _POLLING_ACTIONS = frozenset({Action.POLL, Action.RETRY, Action.FETCH_FINAL})
@@ -219,6 +229,26 @@ class PollUpdate(msgspec.Struct, frozen=True):
         return self.state.is_terminal
 
 
+@functools.cache
+def _importable_name(main: str) -> str:
+    """The module name under which the program running as ``main`` would be imported, or
+    ``main`` itself when it has no file (an interactive session, ``python -c``)."""
+    module = sys.modules.get(main)
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.name not in _MAIN_MODULES:
+        return str(spec.name)  # python -m pkg.tool (python -m pkg: pkg.__main__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return main
+    file = Path(path).resolve()
+    parts = [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file():
+        parts.append(folder.name)
+        folder = folder.parent
+    return ".".join(reversed(parts))
+
+
 class OperationBase(Generic[T]):
     """The I/O-free half of an operation; see ``Operation`` and ``AsyncOperation``."""
 
@@ -276,10 +306,20 @@ class OperationBase(Generic[T]):
     def kind(cls) -> str:
         """The name stored in tokens, so a token cannot be restored as another operation.
 
-        The class's own ``token_kind`` when it sets one, else its module and name.
+        The class's own ``token_kind`` when it sets one, else ``module.QualifiedName``, where
+        the module of a class defined in a program run directly (``__main__``) is the name
+        that program's file is imported under elsewhere (``python -m pkg.tool``:
+        ``pkg.tool``; ``python tool.py``: ``tool``, within its package if its directory has
+        an ``__init__.py``). So a token written by a script resumes in a process that
+        imports the script's class.
         """
         own = cls.__dict__.get("token_kind")
-        return own if isinstance(own, str) else f"{cls.__module__}.{cls.__qualname__}"
+        if isinstance(own, str):
+            return own
+        module = cls.__module__
+        if module in _MAIN_MODULES:
+            module = _importable_name(module)
+        return f"{module}.{cls.__qualname__}"
 
     @classmethod
     def _new_core(
@@ -430,6 +470,24 @@ class OperationBase(Generic[T]):
         after rehydration until the result was read again, and for a body-less answer.
         """
         return self._core.final_document
+
+    @property
+    def operation_id(self) -> str:
+        """lrokit's id of the operation: a UUID made on first use unless the core was given
+        one (it is the ``Operation-Id`` header that ``idempotent=True`` adds to the start
+        request). It travels in the token, and logs and spans name the operation by it. The
+        service's own id, where it has one, is in :attr:`polling_url` or the status
+        document."""
+        return self._core.operation_id
+
+    @property
+    def polling_url(self) -> str | None:
+        """The absolute URL the operation's status is read from: the service's
+        ``Operation-Location``, ``Azure-AsyncOperation`` or ``Location`` header (resolved
+        against the request), or the resource's own URL for ``provisioningState`` polling.
+        None until a start response named one, and for an operation that completed in its
+        start response; kept once the operation completed."""
+        return self._core.polling_url
 
     @property
     def core(self) -> OperationCore:

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import __version__
 from ._urls import OriginPolicy
 
 __all__ = ["ExitCode", "UsageError", "build_parser", "main"]
@@ -41,14 +42,21 @@ class ExitCode(enum.IntEnum):
     """A token that is malformed, altered, badly signed or of an untrusted origin."""
     INTERRUPTED = 130
     """Ctrl-C."""
+    TERMINATED = 143
+    """SIGTERM (128 + 15, as a shell reports a process it ended)."""
 
 
 class UsageError(Exception):
     """A usage error found after parsing (exit status 2)."""
 
 
-#: The exit statuses, as the epilog of every command that waits shows them.
-EXIT_CODES_HELP = """\
+#: The .NET type whose usage patterns ``lrokit demo`` runs.
+_OPERATION_RESULT_URL = (
+    "https://learn.microsoft.com/dotnet/api/system.clientmodel.primitives.operationresult"
+)
+
+#: The exit statuses of the commands that wait, as their epilogs show them.
+_EXIT_CODES_HEAD = """\
 exit status:
   0    the operation succeeded; its final JSON is on stdout
   1    the operation failed; its last status document (with the error) is on stdout
@@ -56,11 +64,21 @@ exit status:
   3    the operation was canceled; its last status document is on stdout
   4    --timeout ran out; the operation goes on (a resume command is on stderr)
   5    protocol or HTTP error: the service rejected a request, answered unusably,
-       or did not answer (after the retries)
-  6    the token was refused: malformed, altered, wrongly signed, or naming an
-       origin other than --endpoint and --allow-origin
-  130  interrupted (Ctrl-C); a resume command is on stderr
+       or did not answer (after the --retries); a resume command is on stderr when
+       the service may recover
 """
+_EXIT_CODE_TOKEN = """\
+  6    the token was refused: malformed, altered, signed with another key, or
+       naming an origin other than --endpoint and --allow-origin
+"""
+_EXIT_CODES_TAIL = """\
+  130  interrupted (Ctrl-C); a resume command is on stderr
+  143  terminated (SIGTERM); a resume command is on stderr
+"""
+#: The exit statuses of ``poll``, which reads no token: it never exits 6.
+POLL_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODES_TAIL
+#: The exit statuses of ``resume``.
+RESUME_EXIT_CODES_HELP = _EXIT_CODES_HEAD + _EXIT_CODE_TOKEN + _EXIT_CODES_TAIL
 
 _POLL_EPILOG = f"""\
 examples:
@@ -70,10 +88,16 @@ examples:
   lrokit poll "$MONITOR" --final-state-via location --location "$LOCATION"
 
 The first poll is sent at once; later ones follow --interval (default: 1, 1, 1, 2, 4, ...
-up to 32 s), never sooner than the service's Retry-After. Requests go only to the URL's
-own origin and to --allow-origin origins. Header values are never printed.
+up to 32 s), never sooner than the service's Retry-After. The progress line names what
+chose each delay: (interval), (server's Retry-After), the policy's (floor) or (cap), or
+(back-off) after a request that failed. Requests go only to the URL's own origin and to
+--allow-origin origins. Header values are never printed.
 
-{EXIT_CODES_HELP}"""
+Tokens (--save-token, resume commands) record the start request as --method (default
+POST) to --original-uri (default: the monitor URL), which decide where a resumed
+operation reads its final JSON.
+
+{POLL_EXIT_CODES_HELP}"""
 
 _RESUME_EPILOG = f"""\
 examples:
@@ -86,7 +110,7 @@ Without --wait, nothing is sent: the token is checked (format, signature with a 
 every URL against --endpoint and --allow-origin) and the operation's state printed.
 Exit status without --wait: 0, or 6 when the token is refused.
 
-{EXIT_CODES_HELP}"""
+{RESUME_EXIT_CODES_HELP}"""
 
 _INSPECT_EPILOG = """\
 examples:
@@ -152,6 +176,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -199,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="lrokit: long-running HTTP operations as explicit, resumable state machines.",
         epilog="Run 'lrokit COMMAND --help' for the options of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_service_commands(commands)
 
@@ -207,11 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the six LRO usage patterns against an embedded service",
         description=(
             "Start the embedded vector-store service on 127.0.0.1, run the six usage "
-            "patterns of the LRO client seed against it over real HTTP (printing every "
+            "patterns of the .NET System.ClientModel OperationResult pattern (linked "
+            "below) against it over real HTTP (printing every "
             "state transition and status poll), then stop it. Pattern 6 resumes the "
             "operation in a second Python process from its rehydration token. Exits 0 when "
             "all six patterns went NotStarted -> Running -> Succeeded."
         ),
+        epilog=f"the OperationResult pattern:\n  {_OPERATION_RESULT_URL}\n",
+        formatter_class=_EpilogAsWritten,
     )
     demo.add_argument(
         "--duration",
@@ -225,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=0.2,
         metavar="S",
-        help="polling interval, also the service's Retry-After hint (default: %(default)s s)",
+        help="the client's polling interval, also the Retry-After the service sends "
+        "(default: %(default)s s)",
     )
     demo.set_defaults(handler=_run_demo)
 
@@ -350,7 +389,15 @@ def _add_service_commands(commands: Any) -> None:
         "--original-uri",
         type=http_url,
         metavar="URL",
-        help="the URL of the start request (for --final-state-via original-uri)",
+        help="the URL of the start request (for --final-state-via original-uri, or the "
+        "resource of a --method PUT or PATCH)",
+    )
+    poll.add_argument(
+        "--method",
+        choices=["POST", "PUT", "PATCH", "DELETE"],
+        default="POST",
+        help="the method of the start request, if known (default: %(default)s); PUT and "
+        "PATCH read the final JSON from --original-uri, DELETE reads none",
     )
     _add_key_options(poll, "sign the tokens written (--save-token, resume hints) with")
     poll.set_defaults(handler=_run_poll, command_parser=poll)
@@ -456,6 +503,22 @@ def _add_wait_options(command: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help="give up waiting after S seconds (exit 4; the operation goes on)",
+    )
+    command.add_argument(
+        "--retries",
+        type=_whole,
+        default=None,
+        metavar="N",
+        help="give up after N retries in a row of a request that got no answer or a "
+        "transient HTTP error (default: 5; 0 gives up at the first)",
+    )
+    command.add_argument(
+        "--retry-backoff",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="wait S seconds before the first retry, doubling for each next one "
+        "(default: 0.5 s, doubling up to 30 s)",
     )
     command.add_argument(
         "--save-token",

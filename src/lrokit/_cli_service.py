@@ -11,15 +11,18 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import datetime
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, cast
 
 import msgspec
@@ -28,7 +31,14 @@ import requests
 from ._base import PollUpdate
 from ._cli import ExitCode, UsageError
 from ._core import FinalStateVia, ProtocolOptions
-from ._delay import DelaySource, DelayStrategy, FixedDelay
+from ._delay import (
+    DEFAULT_POLICY,
+    DELAY_LABELS,
+    DelaySource,
+    DelayStrategy,
+    FixedDelay,
+    PollingPolicy,
+)
 from ._exceptions import (
     HttpResponseError,
     InvalidTokenError,
@@ -57,13 +67,6 @@ _OUTCOME_CODES = {
     OperationState.SUCCEEDED: ExitCode.SUCCEEDED,
     OperationState.FAILED: ExitCode.FAILED,
     OperationState.CANCELED: ExitCode.CANCELED,
-}
-#: How each rule that chose a delay is named on the progress line.
-_RULES = {
-    DelaySource.STRATEGY: "interval",
-    DelaySource.SERVER: "server's Retry-After",
-    DelaySource.FLOOR: "floor",
-    DelaySource.CAP: "cap",
 }
 #: A key id as TokenSigner accepts it.
 #: How often a live progress line counts down (seconds).
@@ -120,6 +123,10 @@ def _signer(args: argparse.Namespace, key_id: str | None) -> TokenSigner | None:
 def _pipeline(
     endpoint: str, args: argparse.Namespace, signer: TokenSigner | None, progress: Progress
 ) -> Pipeline:
+    polling = PollingPolicy(
+        max_retries=DEFAULT_POLICY.max_retries if args.retries is None else args.retries,
+        retry_backoff=args.retry_backoff,
+    )
     try:
         return Pipeline(
             endpoint,
@@ -127,6 +134,7 @@ def _pipeline(
             headers=dict(args.header),
             tokens=TokenPolicy(signer=signer),
             sleep=progress.sleep,
+            polling=polling,
         )
     except ValueError as error:  # an allowlist the origin policy refuses
         raise UsageError(str(error)) from None
@@ -185,8 +193,9 @@ class Progress:
             what = f"HTTP {code}" if code >= 300 else "unreadable answer" if fresh else "no answer"
             parts.append(f"{what}, retry {failures} of {self.max_retries}")
         else:
-            if update.raw_status is not None:
-                parts.append(f"status {update.raw_status}")
+            raw = update.raw_status
+            if raw is not None and raw.casefold() != state.value.casefold():
+                parts.append(f"status {raw}")  # only a word other than the state's
             if update.percent_complete is not None:
                 parts.append(f"{update.percent_complete:.0f}%")
         head = f"[{self.requests}] " + ", ".join(parts)
@@ -198,7 +207,7 @@ class Progress:
             self._show(f"{head}, fetching the result")
         else:
             rule = "back-off" if failures and delay.source is DelaySource.STRATEGY else None
-            rule = rule or _RULES[delay.source]
+            rule = rule or DELAY_LABELS[delay.source]
             self._countdown = (head, rule)
             self._show(f"{head}, {_next_poll(delay.seconds, rule)}")
 
@@ -304,9 +313,10 @@ def _wait(
     interval = _AtOnceThen(operation.core.attempt + 1, then)
     try:
         try:
-            for update in operation.poll_iter(interval, timeout=args.timeout):
-                progress.update(operation, update)
-                tokens.save(operation)
+            with _sigterm_interrupts():
+                for update in operation.poll_iter(interval, timeout=args.timeout):
+                    progress.update(operation, update)
+                    tokens.save(operation)
         finally:
             progress.close()
     except WaitTimeoutError:
@@ -316,22 +326,72 @@ def _wait(
         )
         _suggest_resume(progress, operation, args)
         return ExitCode.TIMED_OUT
-    except KeyboardInterrupt:
-        progress.note(f"lrokit: interrupted (state {operation.state.value})")
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, _Terminated)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        progress.note(f"lrokit: {what} (state {operation.state.value})")
         _suggest_resume(progress, operation, args)
-        return ExitCode.INTERRUPTED
+        return ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
     except RetriesExhaustedError as error:  # the service may recover: worth resuming later
-        progress.note(f"lrokit: {error}")
+        if error.status_code == 0 and error.__cause__ is not None:  # the last try: no answer
+            progress.note(
+                f"lrokit: no answer from {args.endpoint_used} ({_no_answer(error.__cause__)});"
+                f" gave up after {error.failures} tries in a row"
+            )
+        else:
+            progress.note(f"lrokit: {error}")
         _suggest_resume(progress, operation, args)
         return ExitCode.PROTOCOL
     except (HttpResponseError, OperationError, UntrustedOriginError) as error:
         progress.note(f"lrokit: {error}")
         return ExitCode.PROTOCOL
     except requests.RequestException as error:
-        progress.note(f"lrokit: no answer from the service: {type(error).__name__}")
+        progress.note(f"lrokit: no answer from {args.endpoint_used} ({_no_answer(error)})")
         _suggest_resume(progress, operation, args)
         return ExitCode.PROTOCOL
     return _print_outcome(operation, progress, out)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while waiting: handled as Ctrl-C is (the operation stays resumable)."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While waiting, SIGTERM interrupts the wait as Ctrl-C does (in the main thread; signal
+    handlers can be set nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _no_answer(error: BaseException) -> str:
+    """Why a request got no answer, in a few words: the socket's own reason where the chain
+    of wrapped errors (requests, urllib3, socket) has one, such as "Connection refused"."""
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    seen: set[int] = set()
+    current = error
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = current.__cause__ or getattr(current, "reason", None)
+        if inner is None and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    if isinstance(current, OSError) and current.strerror:
+        return current.strerror
+    return type(current).__name__
 
 
 def _suggest_resume(
@@ -399,8 +459,18 @@ def run_poll(args: argparse.Namespace) -> int:
         raise UsageError("--final-state-via location needs --location URL")
     if via == FinalStateVia.ORIGINAL_URI.value and args.original_uri is None:
         raise UsageError("--final-state-via original-uri needs --original-uri URL")
-    if args.original_uri is not None and via != FinalStateVia.ORIGINAL_URI.value:
-        raise UsageError("--original-uri is read only with --final-state-via original-uri")
+    reads_resource = args.method in ("PUT", "PATCH")
+    if (
+        args.original_uri is not None
+        and via != FinalStateVia.ORIGINAL_URI.value
+        and not reads_resource
+    ):
+        raise UsageError(
+            "--original-uri is read only with --final-state-via original-uri or"
+            " --method PUT or PATCH"
+        )
+    if reads_resource and args.original_uri is None and via is None:
+        raise UsageError(f"--method {args.method} needs --original-uri URL (the resource)")
     endpoint = args.endpoint_used = OriginPolicy(url).origin_url + "/"
     progress = Progress(sys.stderr, enabled=not args.quiet)
     signer = _signer(args, None)
@@ -411,6 +481,7 @@ def run_poll(args: argparse.Namespace) -> int:
             operation: Operation[Any] = Operation.from_monitor(
                 pipeline,
                 url,
+                method=args.method,
                 start_url=args.original_uri,
                 location=args.location,
                 options=ProtocolOptions(final_state_via=via),
@@ -432,6 +503,8 @@ def run_resume(args: argparse.Namespace) -> int:
                 ("--interval", args.interval),
                 ("--timeout", args.timeout),
                 ("--save-token", args.save_token),
+                ("--retries", args.retries),
+                ("--retry-backoff", args.retry_backoff),
             )
             if value is not None
         ]

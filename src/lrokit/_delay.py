@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_RETRY_STRATEGY",
     "DEFAULT_STRATEGY",
+    "DELAY_LABELS",
     "RETRY_START_ON",
     "DelaySequence",
     "DelaySource",
@@ -52,6 +53,17 @@ class DelaySource(str, enum.Enum):
     """Lowered to the policy's cap."""
     INTERVAL = "strategy"
     """Old name of :attr:`STRATEGY` (an alias: ``DelaySource.INTERVAL is DelaySource.STRATEGY``)."""
+
+
+#: How the progress displays of ``lrokit demo`` and ``lrokit poll`` name the rule that chose
+#: a delay, one word for one thing in both (logs and spans keep the enum's values). A strategy
+#: delay after a transient fault is shown as "back-off".
+DELAY_LABELS: dict[DelaySource, str] = {
+    DelaySource.STRATEGY: "interval",
+    DelaySource.SERVER: "server's Retry-After",
+    DelaySource.FLOOR: "floor",
+    DelaySource.CAP: "cap",
+}
 
 
 class PollingDelay(msgspec.Struct, frozen=True):

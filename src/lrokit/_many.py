@@ -2,9 +2,10 @@
 
 Sync: :func:`wait_all` and :func:`as_completed` poll every operation from the calling thread,
 by next-due time: a heap of (due time, operation), one request at a time, sleeping only until
-the earliest due poll. Async: :func:`async_wait_all` and :func:`async_as_completed` run one
-task per operation (each respecting its own delays) and bound the requests in flight with a
-semaphore (``max_in_flight``).
+the earliest due poll. Async (:mod:`lrokit._async_many`, loaded with the other async names on
+first use so that ``import lrokit`` does not import asyncio): :func:`async_wait_all` and
+:func:`async_as_completed` run one task per operation (each respecting its own delays) and
+bound the requests in flight with a semaphore (``max_in_flight``).
 
 In both, an operation's own errors are raised as a single wait would raise them (the other
 operations are left as they are, resumable), and the deadline and stop handle are shared.
@@ -14,31 +15,24 @@ A timeout or stop ends :func:`wait_all` with the operations still pending in its
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import threading
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 # A generic NamedTuple needs Python 3.11; typing_extensions' backport works on 3.10.
 from typing_extensions import NamedTuple
 
-from ._async import AsyncOperation, Limiter
 from ._base import Wait, bounded_step
-from ._delay import DelayStrategy, as_seconds
+from ._delay import DelayStrategy
 from ._exceptions import WaitCancelledError, WaitTimeoutError
 from ._sync import Operation
 
-__all__ = ["WaitResult", "as_completed", "async_as_completed", "async_wait_all", "wait_all"]
+__all__ = ["WaitResult", "as_completed", "wait_all"]
 
 OpT = TypeVar("OpT", bound="Operation[Any]")
-AsyncOpT = TypeVar("AsyncOpT", bound="AsyncOperation[Any]")
 ResultT = TypeVar("ResultT")
-
-#: The default bound on requests in flight of the async helpers (httpx's default pool size).
-DEFAULT_MAX_IN_FLIGHT = 100
 
 
 class WaitResult(NamedTuple, Generic[ResultT]):
@@ -55,7 +49,7 @@ class WaitResult(NamedTuple, Generic[ResultT]):
     pending: list[ResultT]
 
 
-def _unique(operations: Iterable[ResultT]) -> list[ResultT]:
+def unique(operations: Iterable[ResultT]) -> list[ResultT]:
     """The operations in order, each once (waiting twice on one object is one wait)."""
     seen: set[int] = set()
     result: list[ResultT] = []
@@ -95,7 +89,7 @@ def as_completed(
             (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
             ``HookError``, ...); the other operations are left as they are.
     """
-    ops = _unique(operations)
+    ops = unique(operations)
     if not ops:
         return
     pipeline = ops[0].pipeline
@@ -178,7 +172,7 @@ def wait_all(
             (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
             ``HookError``, ...); the other operations are left as they are.
     """
-    ops = _unique(operations)
+    ops = unique(operations)
     try:
         for _ in as_completed(
             ops, timeout=timeout, polling_interval=polling_interval, cancel=cancel
@@ -186,168 +180,16 @@ def wait_all(
             pass
     except TimeoutError:
         pass  # the shared deadline: the operations left are pending
-    return _split(ops)
+    return split(ops)
 
 
-def _split(ops: Sequence[ResultT]) -> WaitResult[ResultT]:
-    done = [op for op in ops if _finished(op)]
-    pending = [op for op in ops if not _finished(op)]
+def split(ops: Sequence[ResultT]) -> WaitResult[ResultT]:
+    """The operations as a :class:`WaitResult`: completed ones, then those still pending."""
+    done = [op for op in ops if finished(op)]
+    pending = [op for op in ops if not finished(op)]
     return WaitResult(done, pending)
 
 
-def _finished(operation: Any) -> bool:
+def finished(operation: Any) -> bool:
+    """Whether nothing is left to send for ``operation`` (sync or async)."""
     return operation._start_request is None and operation.core.next_request_url is None
-
-
-# -- async: a task per operation, bounded requests in flight -----------------------------------
-
-
-class _Waits(Generic[AsyncOpT]):
-    """One task per operation, each running its wait; finished ones are reported in batches
-    through a done callback (``asyncio.wait`` over thousands of tasks would re-register on
-    every pending one at each call)."""
-
-    def __init__(
-        self,
-        ops: Sequence[AsyncOpT],
-        polling_interval: float | timedelta | DelayStrategy | None,
-        timeout: float | timedelta | None,
-        cancel: asyncio.Event | None,
-        max_in_flight: int,
-    ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        # Each operation has at most one request in flight: a bound of N or more is none.
-        limiter = Limiter(max_in_flight) if max_in_flight < len(ops) else None
-        self.finished: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self.ready = asyncio.Event()
-        self.running: dict[asyncio.Future[None], int] = {}
-        for number, op in enumerate(ops):
-            if _finished(op):
-                self.finished.append((number, _done_future()))
-                continue
-            task = asyncio.ensure_future(
-                op._wait(op._new_wait(polling_interval, timeout, cancel, limiter))
-            )
-            self.running[task] = number
-            task.add_done_callback(self._on_done)
-        if self.finished:
-            self.ready.set()
-
-    def _on_done(self, task: asyncio.Future[None]) -> None:
-        number = self.running.pop(task, None)
-        if number is not None:
-            self.finished.append((number, task))
-            self.ready.set()
-
-    async def batch(self) -> list[tuple[int, asyncio.Future[None]]]:
-        """The waits that ended since the last batch (at least one), in the order given."""
-        while not self.finished:
-            self.ready.clear()
-            await self.ready.wait()
-        ended = sorted(self.finished, key=lambda item: item[0])
-        self.finished.clear()
-        return ended
-
-    @property
-    def left(self) -> int:
-        """Waits not reported yet."""
-        return len(self.running) + len(self.finished)
-
-    async def close(self) -> None:
-        """Cancel the waits still running and let them unwind (each leaves its operation
-        as it was before its request in flight)."""
-        tasks = list(self.running)
-        self.running.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _done_future() -> asyncio.Future[None]:
-    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    future.set_result(None)
-    return future
-
-
-async def async_as_completed(
-    operations: Iterable[AsyncOpT],
-    *,
-    timeout: float | timedelta | None = None,
-    polling_interval: float | timedelta | DelayStrategy | None = None,
-    cancel: asyncio.Event | None = None,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-) -> AsyncIterator[AsyncOpT]:
-    """Wait on many async operations and yield each one as it completes.
-
-    One task per operation waits as ``wait_for_completion`` does (its own delays), and at
-    most ``max_in_flight`` requests are in flight at once. Closing the generator early
-    (``break`` inside ``contextlib.aclosing``) or cancelling the consuming task cancels the
-    remaining waits; their operations stay resumable. A set ``cancel`` event ends the
-    iteration.
-
-    Raises:
-        TimeoutError: the deadline came with operations pending (they are resumable).
-        LroError: an operation's wait failed (``PollRejectedError``,
-            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
-            waits are cancelled, their operations left as they are.
-    """
-    ops = _unique(operations)
-    if not ops:
-        return
-    waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
-    stopped = False
-    try:
-        while waits.left:
-            for number, task in await waits.batch():
-                error = None if task.cancelled() else task.exception()
-                if isinstance(error, WaitCancelledError) or task.cancelled():
-                    stopped = True  # the shared stop event: end once the batch is out
-                elif isinstance(error, WaitTimeoutError):
-                    raise TimeoutError(
-                        f"{waits.left + 1} of {len(ops)} operations did not complete within"
-                        f" {as_seconds(timeout or 0)} s; they are resumable"
-                    ) from None
-                elif error is not None:
-                    raise error
-                else:
-                    yield ops[number]
-            if stopped:
-                return
-    finally:
-        await waits.close()
-
-
-async def async_wait_all(
-    operations: Iterable[AsyncOpT],
-    *,
-    timeout: float | timedelta | None = None,
-    polling_interval: float | timedelta | DelayStrategy | None = None,
-    cancel: asyncio.Event | None = None,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-) -> WaitResult[AsyncOpT]:
-    """Wait until all async operations have completed (see :func:`async_as_completed`
-    for how); returns which completed and which are still pending.
-
-    A deadline or a set ``cancel`` event ends the wait without raising: the operations not
-    completed by then are in ``pending``. Cancelling the awaiting task cancels every wait.
-
-    Raises:
-        LroError: an operation's wait failed (``PollRejectedError``,
-            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
-            waits are cancelled, their operations left as they are.
-    """
-    ops = _unique(operations)
-    waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
-    try:
-        while waits.left:
-            for _, task in await waits.batch():
-                error = None if task.cancelled() else task.exception()
-                if error is not None and not isinstance(
-                    error, (WaitTimeoutError, WaitCancelledError)
-                ):
-                    raise error
-    finally:
-        await waits.close()
-    return _split(ops)

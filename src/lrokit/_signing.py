@@ -94,7 +94,9 @@ class TokenSigner:
         if key is None:
             raise InvalidTokenError("token is signed with a key this client does not have")
         if not hmac.compare_digest(_mac(key, key_id, payload), given):
-            raise InvalidTokenError("token signature does not match: the token was altered")
+            raise InvalidTokenError(
+                "token signature does not match: the token was altered, or signed with another key"
+            )
 
     def __repr__(self) -> str:
         # Never the keys.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from typing_extensions import Self
@@ -25,6 +25,7 @@ from . import _observe
 from ._base import (
     NO_BODY,
     NO_WAIT,
+    PLAIN_KIND,
     OperationBase,
     PollUpdate,
     Wait,
@@ -71,6 +72,8 @@ class Operation(OperationBase[T]):
     :meth:`from_response` (you sent it), :meth:`from_monitor` (only its status monitor URL is
     known), or :meth:`rehydrate` (from a token, no request).
     """
+
+    token_kind: ClassVar[str | None] = PLAIN_KIND
 
     def __init__(
         self,

@@ -155,7 +155,7 @@ def longest_fault_run(requests_: list[RecordedRequest]) -> int:
     return longest
 
 
-def test_200_operations_survive_injected_faults(faulty, pipelines, capsys) -> None:
+def test_200_operations_survive_injected_faults(faulty, pipelines, record_property) -> None:
     def one(index: int) -> tuple[int, Any]:
         name, files = expected_outcome(index)
         operation = start(pipelines.get(), name, files)
@@ -228,14 +228,17 @@ def test_200_operations_survive_injected_faults(faulty, pipelines, capsys) -> No
     assert share >= 0.20, share
     faults = Counter(r.fault for r in requests_ if r.fault is not None)
     assert set(faults) == {f.value for f in Fault}  # every kind of fault happened
-    with capsys.disabled():
-        print(
-            f"\nfault injection: {OPERATIONS} operations on {WORKERS} threads in {elapsed:.2f} s;"
-            f" {len(requests_)} requests for {logical} needed"
-            f" (budget {logical * (MAX_RETRIES + 1)}); {len(failed_gets)}/{len(gets)} polls"
-            f" failed ({share:.0%}); longest run of faults {longest} (max_retries"
-            f" {MAX_RETRIES}); faults: {dict(sorted(faults.items()))}"
-        )
+    # The figures, through pytest's own reporting: the captured output that `pytest -rA`
+    # shows for passed tests, and a property of the test case in a JUnit XML report.
+    summary = (
+        f"fault injection: {OPERATIONS} operations on {WORKERS} threads in {elapsed:.2f} s;"
+        f" {len(requests_)} requests for {logical} needed"
+        f" (budget {logical * (MAX_RETRIES + 1)}); {len(failed_gets)}/{len(gets)} polls"
+        f" failed ({share:.0%}); longest run of faults {longest} (max_retries"
+        f" {MAX_RETRIES}); faults: {dict(sorted(faults.items()))}"
+    )
+    record_property("fault_injection", summary)
+    print(summary)
 
 
 # -- the fault modes one by one -----------------------------------------------------------------

@@ -6,7 +6,8 @@ resource). :class:`VectorStoreClient` is what an SDK author would write on top o
 a client holding a :class:`lrokit.Pipeline` and one :class:`lrokit.Operation` subclass,
 :class:`CreateVectorStoreOperation`, per LRO.
 
-``lrokit demo`` runs the six usage patterns of the seed against it; ``lrokit serve`` serves
+``lrokit demo`` runs the six usage patterns of the .NET System.ClientModel
+``OperationResult`` pattern against it; ``lrokit serve`` serves
 it until interrupted.
 """
 

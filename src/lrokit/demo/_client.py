@@ -1,4 +1,5 @@
-"""A sample SDK client built on lrokit: the Python spelling of the seed's vector-store client.
+"""A sample SDK client built on lrokit: the Python spelling of the vector-store client
+of the .NET System.ClientModel ``OperationResult`` samples.
 
 This is what an SDK author writes per service: a client that holds a :class:`lrokit.Pipeline`,
 one :class:`lrokit.Operation` subclass per LRO (the "LRO subclient") naming the value type,
@@ -45,11 +46,14 @@ class VectorStore(msgspec.Struct, frozen=True):
 class CreateVectorStoreOperation(Operation[VectorStore]):
     """The LRO subclient of :meth:`VectorStoreClient.create_vector_store`.
 
-    Everything comes from :class:`lrokit.Operation`; this class only names the value type.
-    Resume one elsewhere with ``CreateVectorStoreOperation.rehydrate(client, token)``.
+    Everything comes from :class:`lrokit.Operation`; this class only names the value type
+    and the kind its tokens carry. Resume one elsewhere with
+    ``CreateVectorStoreOperation.rehydrate(client, token)``.
     """
 
     value_type = VectorStore
+    #: The name in its tokens, fixed so that moving or renaming the class keeps them valid.
+    token_kind = "lrokit.demo.CreateVectorStoreOperation"
 
 
 class VectorStoreClient:

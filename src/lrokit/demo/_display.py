@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._delay import DELAY_LABELS
 from .._hooks import PollEvent, StateChange, Subscription
 from .._state import OperationState
 from .._sync import Operation
@@ -48,7 +49,8 @@ class Watcher:
         status = event.status
         progress = f" {status.percent_complete:.0f}%" if status.percent_complete is not None else ""
         wait = (
-            f", next poll in {event.next_delay.seconds:.2f} s ({event.next_delay.source.value})"
+            f", next poll in {event.next_delay.seconds:.2f} s"
+            f" ({DELAY_LABELS[event.next_delay.source]})"
             if event.next_delay is not None and not status.state.is_terminal
             else ""
         )

@@ -1,4 +1,4 @@
-"""The second process of seed pattern 6: resume a vector-store creation from its token.
+"""The second process of usage pattern 6: resume a vector-store creation from its token.
 
 Run as ``python -m lrokit.demo._resume ENDPOINT [TOKEN]`` (the token is read from standard
 input when omitted or ``-``). It rehydrates a :class:`CreateVectorStoreOperation` without any
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m lrokit.demo._resume",
         description=(
             "Resume a vector-store creation from its rehydration token and wait for it to "
-            "complete (seed pattern 6, second process)."
+            "complete (usage pattern 6, second process)."
         ),
     )
     parser.add_argument("endpoint", help="base URL of the vector-store service")

@@ -1,4 +1,5 @@
-"""``lrokit demo``: the six usage patterns of the seed, run over real HTTP against the service.
+"""``lrokit demo``: the six usage patterns of .NET's ``OperationResult``, run over real HTTP
+against the service.
 
 Each pattern prints its code, the transitions its hooks really saw, one line per status poll
 and the final value. A pattern counts as passed only when its hooks saw NotStarted ->
@@ -17,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from .._delay import PollingPolicy
+from .._delay import DELAY_LABELS, DelaySource, PollingPolicy
 from .._state import OperationState
 from ._client import CreateVectorStoreOperation, VectorStore, VectorStoreClient
 from ._display import Watcher, describe_store
@@ -159,6 +160,9 @@ def _read_report(stdout: str) -> dict[str, Any]:
     return report if isinstance(report, dict) else {}
 
 
+#: How the demo builds its client (printed before the patterns, which all use it).
+_CLIENT_CODE = "client = VectorStoreClient(endpoint, polling=PollingPolicy(interval={interval}))"
+
 _Pattern = Callable[[_Context], tuple[VectorStore, list[tuple[OperationState, OperationState]]]]
 
 #: (title, the code it runs, the function).
@@ -234,7 +238,19 @@ def run_demo(
     failures = 0
     with DemoService(duration=duration, retry_after=interval) as service:
         write(f"lrokit demo: vector-store service at {service.endpoint}")
-        write(f"each operation runs for {duration} s; the service hints a poll every {interval} s")
+        write(
+            f"each operation runs for {duration:g} s; the service sends Retry-After: "
+            f"{interval:g} s while it runs."
+        )
+        write(
+            f"every pattern runs on this client, which polls every {interval:g} s"
+            " (a longer Retry-After wins):"
+        )
+        write(f"   >>> {_CLIENT_CODE.format(interval=interval)}")
+        interval_label = DELAY_LABELS[DelaySource.STRATEGY]
+        server_label = DELAY_LABELS[DelaySource.SERVER]
+        write(f'"next poll in S s ({interval_label})": the client\'s polling interval chose it;')
+        write(f'"({server_label})": the service asked for a longer delay.')
         write("every pattern subscribes hooks before the start request (before_start=watch),")
         write("so each transition below is printed by an on_change hook as it happens;")
         write(f"waits are bounded by a {pattern_timeout:g} s timeout per pattern.")
