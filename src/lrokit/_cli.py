@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._cli_temporal import add_commands as add_temporal_commands
 from ._urls import OriginPolicy
 
 __all__ = ["ExitCode", "UsageError", "build_parser", "main"]
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_service_commands(commands)
+    add_temporal_commands(commands)  # worker, fleet-demo (the temporal extra)
 
     demo = commands.add_parser(
         "demo",
