@@ -70,7 +70,8 @@ class TrackWorkflow:
         """Track the operation until it completes, fails, is stopped or runs out of time."""
         self._request = request
         self._polls = request.polls
-        self._cancel = request.cancel_requested
+        # A signal may have come with the first task, before run() began: keep it.
+        self._cancel = self._cancel or request.cancel_requested
         if request.deadline is None and request.timeout is not None:
             request.deadline = workflow.now().timestamp() + request.timeout
         delay = request.first_delay
