@@ -124,19 +124,28 @@ async def fleet(args: argparse.Namespace, service: DemoService, log_base: str) -
 
             handles = await asyncio.gather(*(start(op) for op in operations))
             tracked_in = time.monotonic() - began - created_in
+            print(
+                f"created {args.n} in {created_in:.0f} s, tracked in {tracked_in:.0f} s", flush=True
+            )
             await asyncio.sleep(min(5.0, args.duration / 4))
             pending = [rss_kib(w.pid) for w in workers]
             completed = 0
             killed_cpu = 0.0
 
+            # Each result() waiting for a pending workflow is a long poll of the server, which
+            # limits them per namespace: wait for a bounded number at a time.
+            waiting = asyncio.Semaphore(256)
+
             async def finish(index: int, handle: Any) -> None:
                 nonlocal completed, killed_cpu
-                value = await handle.result()
+                async with waiting:
+                    value = await handle.result()
                 if value.name == f"store-{index:06d}":
                     completed += 1
                 if completed == args.n // 2 and workers[0].process.poll() is None:
                     killed_cpu = cpu_seconds(workers[0].pid) - cpu_before[0]
                     workers[0].kill()
+                    print(f"killed worker {workers[0].pid} at {completed} completed", flush=True)
 
             await asyncio.gather(*(finish(i, h) for i, h in enumerate(handles)))
             figures["total_s"] = time.monotonic() - began

@@ -176,9 +176,14 @@ async def _drive(  # noqa: PLR0917 - one private call site
     completed = 0
     killed = False
 
+    # Each result() of a pending workflow is a long poll of the server, which limits them
+    # per namespace: a bounded number wait at a time.
+    waiting = asyncio.Semaphore(256)
+
     async def finish(index: int, handle: TrackHandle[VectorStore]) -> None:
         nonlocal completed, killed
-        value = await handle.result()
+        async with waiting:
+            value = await handle.result()
         if value.name == f"store-{index:05d}":
             completed += 1
         if not killed and completed >= operations // 2:
