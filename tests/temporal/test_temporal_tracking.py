@@ -274,6 +274,24 @@ def test_deadline_ends_tracking_with_a_timeout_and_no_late_poll(temporal_server:
     assert all(at - started < 1.5 + 0.3 for at in polls)
 
 
+def test_deadline_bounds_the_retries_of_a_faulty_poll(temporal_server: Any) -> None:
+    stamps = Stamps()
+    faults = FaultPlan(unavailable=1.0, retry_after=1.0)
+    with DemoService(polls_to_complete=1, retry_after=0.1, faults=faults, log=stamps) as service:
+
+        async def scenario(client: Client, queue: str, sdk: VectorStoreClient) -> None:
+            operation = sdk.create_vector_store("flaky", wait_until_completed=False)
+            handle = await track(client, operation, task_queue=queue, timeout=2.5, max_attempts=50)
+            with pytest.raises(WaitTimeoutError):
+                await handle.result()
+
+        run_scenario(temporal_server, service, scenario)
+    (started,) = stamps.times("POST /vector_stores")
+    attempts = stamps.times("GET /operations/")
+    assert 1 <= len(attempts) <= 3  # one a second, until the deadline
+    assert all(at - started < 2.5 + 0.3 for at in attempts)
+
+
 def test_tracking_twice_attaches_to_the_one_workflow(temporal_server: Any) -> None:
     with DemoService(polls_to_complete=3, retry_after=0.3) as service:
 

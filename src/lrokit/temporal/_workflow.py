@@ -9,7 +9,8 @@
         stop signal?      -> return "stopped" (the operation resumes from the last token)
         cancel signal?    -> activity lrokit.cancel (one request), then go on polling
         deadline reached? -> fail DeadlineExceeded
-        activity lrokit.poll (exactly one request; transient faults are its retries)
+        activity lrokit.poll (exactly one request; transient faults are its retries,
+                              bounded by the deadline too)
         Succeeded -> return the value; Failed, Canceled, rejected, ... -> typed failure
         after max_polls_per_run polls -> continue-as-new with the token (bounded history)
 
@@ -29,7 +30,13 @@ from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    RetryState,
+    TimeoutType,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from .._base import bounded_step
 from ._activities import TRANSIENT_FAULT
@@ -89,15 +96,7 @@ class TrackWorkflow:
                 delay = outcome.next_delay or 0.0
                 continue
             if timed_out:
-                self._fail(
-                    FailureInfo(
-                        FailureType.DEADLINE.value,
-                        f"the operation did not complete within {request.timeout} s of"
-                        f" tracking (state {request.state})",
-                        request.token,
-                        request.state,
-                    )
-                )
+                self._fail(self._deadline_failure())
             outcome = await self._activity(POLL_ACTIVITY)
             self._polls += 1
             polls_this_run += 1
@@ -139,17 +138,32 @@ class TrackWorkflow:
                 self._next_poll_at = None
         return step.timeout
 
-    async def _activity(self, name: str) -> PollOutcome:
+    def _deadline_failure(self) -> FailureInfo:
         request = self._request
-        poll = PollRequest(
-            request.kind, request.token, request.polling_interval, workflow.now().timestamp()
+        return FailureInfo(
+            FailureType.DEADLINE.value,
+            f"the operation did not complete within {request.timeout} s of tracking (state"
+            f" {request.state})",
+            request.token,
+            request.state,
         )
+
+    async def _activity(self, name: str) -> PollOutcome:
+        """Run one poll or cancel activity; its failures become typed ones. With a deadline,
+        the activity and its retries are bounded by it (no request after it)."""
+        request = self._request
+        now = workflow.now().timestamp()
+        poll = PollRequest(request.kind, request.token, request.polling_interval, now)
+        until_deadline = None
+        if request.deadline is not None:
+            until_deadline = timedelta(seconds=max(request.deadline - now, 0.001))
         try:
             outcome: PollOutcome = await workflow.execute_activity(
                 name,
                 poll,
                 result_type=PollOutcome,
                 start_to_close_timeout=timedelta(seconds=request.poll_timeout),
+                schedule_to_close_timeout=until_deadline,
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),
                     maximum_interval=timedelta(seconds=60),
@@ -158,6 +172,14 @@ class TrackWorkflow:
             )
         except ActivityError as error:
             cause = error.cause
+            if until_deadline is not None and (
+                error.retry_state is RetryState.TIMEOUT
+                or (
+                    isinstance(cause, ActivityTimeoutError)
+                    and cause.type is TimeoutType.SCHEDULE_TO_CLOSE
+                )
+            ):
+                self._fail(self._deadline_failure())
             if isinstance(cause, ApplicationError) and cause.type == TRANSIENT_FAULT:
                 details = cause.details[0] if cause.details else {}
                 code = details.get("status_code", 0) if isinstance(details, dict) else 0
