@@ -140,19 +140,26 @@ class PollActivities:
 
     async def _cancel(self, operation: OperationBase[Any]) -> str | None:
         """Send the cancel request; a refusal is a remark for the query, not a failure (the
-        next poll shows how the operation ended)."""
+        next poll shows how the operation ended). No answer at all is a transient fault."""
         try:
             await self._call(operation.cancel)  # type: ignore[attr-defined]
-        except (CancelNotSupportedError, CancelRejectedError, InvalidTransitionError) as error:
+        except _CANCEL_REFUSED as error:
             return f"the cancel request was not accepted: {error}"
-        except LroError as error:
-            if isinstance(error, OperationError):
-                raise
-            return f"the cancel request was not sent: {error}"
-        except Exception as error:
-            # The sender's transport errors: no answer, so nothing is known; retried.
+        except LroError:
+            raise
+        except Exception as error:  # the sender's transport errors (no answer)
             raise _transient(operation, None, error) from error
         return None
+
+
+#: Why a cancel request may come to nothing: no cancel request configured, refused by the
+#: service (HTTP 409 once done), the operation already completed, a foreign cancel URL.
+_CANCEL_REFUSED = (
+    CancelNotSupportedError,
+    CancelRejectedError,
+    InvalidTransitionError,
+    UntrustedOriginError,
+)
 
 
 def _outcome(operation: OperationBase[Any], interval: float | None) -> PollOutcome:
