@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from lrokit import (
+    AsyncOperation,
+    AsyncPipeline,
     InvalidTokenError,
     OperationCanceledError,
     OperationFailedError,
@@ -86,15 +88,19 @@ def run_scenario(
     *,
     registry_client: Callable[[], VectorStoreClient] | None = None,
     sdk: VectorStoreClient | None = None,
+    registry: Registry | None = None,
 ) -> None:
-    """Run ``scenario(client, task_queue, sdk)`` with an in-process worker for ``service``."""
+    """Run ``scenario(client, task_queue, sdk)`` with an in-process worker for ``service``
+    (its registry: ``registry``, else the two sync demo classes)."""
 
     async def main() -> None:
+        nonlocal registry
         client = await Client.connect(server.address)
-        registry = Registry()
-        factory = registry_client or (lambda: VectorStoreClient(service.endpoint))
-        registry.register(CreateVectorStoreOperation, factory)
-        registry.register(CancellableCreate, factory)
+        if registry is None:
+            registry = Registry()
+            factory = registry_client or (lambda: VectorStoreClient(service.endpoint))
+            registry.register(CreateVectorStoreOperation, factory)
+            registry.register(CancellableCreate, factory)
         task_queue = f"test-{uuid.uuid4().hex}"
         caller = sdk or VectorStoreClient(service.endpoint)
         try:
@@ -102,7 +108,7 @@ def run_scenario(
                 await asyncio.wait_for(scenario(client, task_queue, caller), SCENARIO_LIMIT)
         finally:
             caller.close()
-            registry.close()
+            await registry.aclose()
 
     asyncio.run(main())
 
@@ -133,6 +139,24 @@ def test_value_is_decoded_and_state_is_queryable(temporal_server: Any) -> None:
             assert (await handle.result(value_type=dict))["name"] == "docs"
 
         run_scenario(temporal_server, service, scenario)
+        assert [record.polls for record in service.operations()] == [2]
+
+
+def test_async_operation_classes_poll_on_the_workers_event_loop(temporal_server: Any) -> None:
+    class AsyncCreate(AsyncOperation[VectorStore]):
+        value_type = VectorStore
+        token_kind = CreateVectorStoreOperation.kind()  # resumes the sync class's tokens
+
+    with DemoService(polls_to_complete=2, retry_after=0.2) as service:
+        registry = Registry()
+        registry.register(AsyncCreate, lambda: AsyncPipeline(service.endpoint))
+
+        async def scenario(client: Client, queue: str, sdk: VectorStoreClient) -> None:
+            operation = sdk.create_vector_store("async", wait_until_completed=False)
+            handle = await track(client, operation, task_queue=queue)
+            assert (await handle.result()).name == "async"
+
+        run_scenario(temporal_server, service, scenario, registry=registry)
         assert [record.polls for record in service.operations()] == [2]
 
 

@@ -124,6 +124,19 @@ class Registry:
             if callable(close):
                 close()
 
+    async def aclose(self) -> None:
+        """Close the clients built so far: ``await aclose()`` (async clients), else
+        ``close()``."""
+        for entry in self._entries.values():
+            client, entry.client = entry.client, None
+            aclose = getattr(client, "aclose", None)
+            if callable(aclose):
+                await aclose()
+                continue
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+
     def __repr__(self) -> str:
         return f"Registry(kinds={list(self.kinds)})"
 

@@ -77,7 +77,7 @@ async def run_worker(
     """Connect to Temporal at ``address`` and run a tracking worker until SIGINT or SIGTERM.
 
     On a signal the worker stops taking tasks, lets the polls in flight finish, closes the
-    registry's clients and returns.
+    registry's clients (:meth:`Registry.aclose`) and returns.
 
     Args:
         address: the Temporal frontend, ``host:port``.
@@ -104,4 +104,4 @@ async def run_worker(
         for number in handled:
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(number)
-        registry.close()
+        await registry.aclose()
