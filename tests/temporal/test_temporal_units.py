@@ -58,6 +58,9 @@ def test_track_refuses_an_operation_whose_start_was_not_sent(lt: Any) -> None:
     )
     with pytest.raises(ValueError, match="not been started"):
         asyncio.run(lt.track(None, prepared, task_queue="q"))
+    running = CreateVectorStoreOperation.from_monitor(client, "operations/a")
+    with pytest.raises(ValueError, match="at least 1"):
+        asyncio.run(lt.track(None, running, task_queue="q", max_attempts=0))
     client.close()
 
 

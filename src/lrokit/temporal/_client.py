@@ -132,9 +132,12 @@ async def track(
 
     Raises:
         ValueError: the operation was not started, or has already completed with nothing
-            left to request; or the token names no kind and no ``operation_type`` is given.
+            left to request; the token names no kind and no ``operation_type`` is given; or
+            ``max_polls_per_run`` or ``max_attempts`` is below 1.
         InvalidTokenError: the token cannot be read.
     """
+    if max_polls_per_run < 1 or max_attempts < 1:
+        raise ValueError("max_polls_per_run and max_attempts must be at least 1")
     first_delay = 0.0
     if isinstance(operation, OperationBase):
         operation_type = operation_type or type(operation)
