@@ -58,17 +58,6 @@ class FailureType(str, enum.Enum):
     """The poll activity raised something else, on every attempt (``TrackingError``)."""
 
 
-#: Failure types that a poll activity reports as an outcome (not retried).
-TERMINAL_FAILURES = frozenset(
-    {
-        FailureType.POLL_REJECTED,
-        FailureType.PROTOCOL,
-        FailureType.INVALID_TOKEN,
-        FailureType.UNKNOWN_KIND,
-    }
-)
-
-
 @dataclass
 class FailureInfo:
     """The details of a typed failure (the ``ApplicationError``'s first detail).
