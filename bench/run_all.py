@@ -71,6 +71,15 @@ Each section says exactly what it measures; `bench/README.md` describes the scri
 contestant is checked to return the right value before it is timed, and every time is the
 **median** of repeats that are **interleaved** (each variant once per repeat, in turn), so a
 slow moment of the machine hits all of them alike.
+
+## Fleet
+
+Tracking across worker processes on Temporal (`lrokit.temporal`) is measured by a benchmark
+of its own, not by this page's command: `python bench/bench_fleet.py` (it needs the
+`temporal` extra, `pip install -e '.[temporal]'`, and about ten minutes). Its figures,
+next to in-process `async_wait_all` in the same run (memory per pending operation, CPU per
+poll, lateness from due time to poll, lost and duplicated operations after a worker is
+killed), are on [Fleet on Temporal](fleet.md#measured).
 """
 
 

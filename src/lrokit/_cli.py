@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
+from ._cli_temporal import add_commands as add_temporal_commands
 from ._urls import OriginPolicy
 
 __all__ = ["ExitCode", "UsageError", "build_parser", "main"]
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_service_commands(commands)
+    add_temporal_commands(commands)  # worker, fleet-demo (the temporal extra)
 
     demo = commands.add_parser(
         "demo",
