@@ -18,7 +18,14 @@ import msgspec
 from typing_extensions import Self
 
 from . import _observe
-from ._core import IDEMPOTENT_METHODS, Action, Decision, OperationCore, ProtocolOptions
+from ._core import (
+    IDEMPOTENT_METHODS,
+    Action,
+    Decision,
+    OperationCore,
+    PollingProtocol,
+    ProtocolOptions,
+)
 from ._delay import (
     DelaySource,
     DelayStrategy,
@@ -33,15 +40,19 @@ from ._exceptions import (
     InvalidTransitionError,
     LroError,
     OperationCanceledError,
+    OperationError,
     OperationFailedError,
     OperationNotCompleteError,
     PollTransportError,
     ProtocolError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
+    StartRejectedError,
     WaitCancelledError,
     WaitTimeoutError,
 )
 from ._hooks import HookKind, Hooks, PollEvent, StateChange, Subscription
+from ._pipeline import BodyCap, within
 from ._parse import (
     ResponseView,
     StatusUpdate,
@@ -51,7 +62,8 @@ from ._parse import (
 )
 from ._state import OperationState, Trigger, available_triggers
 from ._token import RehydrationToken, TokenPolicy
-from ._urls import OriginPolicy, with_api_version
+from ._token import MAX_URL_LENGTH
+from ._urls import OriginPolicy, encode_unsafe, with_api_version
 
 __all__ = [
     "NO_BODY",
@@ -64,6 +76,7 @@ __all__ = [
     "Wait",
     "WaitStep",
     "bounded_step",
+    "lost_because",
     "within",
 ]
 
@@ -119,6 +132,10 @@ class PipelineSettings(Protocol):
         """An absolute URL for ``path`` relative to the endpoint."""
         ...
 
+    def body_cap(self, *, status: bool) -> BodyCap:
+        """The cap on a status answer's body (``status``) or on one that may hold the value."""
+        ...
+
 
 class WaitStep(NamedTuple):
     """What a wait loop does next: sleep ``seconds``, then poll, or raise ``timeout``."""
@@ -135,6 +152,13 @@ def bounded_step(delay: float, deadline: float | None, now: float) -> WaitStep:
         if remaining <= 0 or delay >= remaining:
             return WaitStep(max(0.0, remaining), True)
     return WaitStep(delay, False)
+
+
+def lost_because(error: BaseException) -> str:
+    """How a start request in flight ended without an answer, in a few words."""
+    if isinstance(error, Exception):
+        return f"{type(error).__name__} while it was in flight"
+    return "cancelled while it was in flight"
 
 
 class Wait(NamedTuple):
@@ -157,19 +181,6 @@ class Wait(NamedTuple):
 #: Single requests (``update_status``, ``send_start``): no interval, deadline or handle.
 NO_WAIT = Wait(None, None, 0.0, None)
 _new_tuple = tuple.__new__
-
-
-def within(
-    configured: float | tuple[float, float] | None, remaining: float
-) -> float | tuple[float, float]:
-    """The pipeline's per-request timeout, shortened to the time left before a deadline."""
-    left = max(remaining, 0.001)  # transports refuse 0; the deadline check follows anyway
-    if configured is None:
-        return left
-    if isinstance(configured, tuple):
-        connect, read = configured
-        return (min(connect, left), min(read, left))
-    return min(configured, left)
 
 
 class StartRequest(NamedTuple):
@@ -252,6 +263,10 @@ class OperationBase(Generic[T]):
         # Whether the start request carries an Operation-Id, which makes it safe to repeat.
         self._start_has_operation_id = False
         self._start_request: StartRequest | None = None
+        # Why the start's outcome is unknown (it may have reached the service; see
+        # start_outcome_unknown), or None; and whether the start request is in flight.
+        self._start_lost: str | None = None
+        self._start_in_flight = False
         # The decision of the last processed response (what poll_iter yields from).
         self._decision: Decision | None = None
         # Awaitables returned by coroutine hooks, for the async driver to await (a list once
@@ -284,6 +299,12 @@ class OperationBase(Generic[T]):
         trusted: bool = False,
     ) -> OperationCore:
         # trusted: the pipeline built ``url`` from its trusted endpoint (see _endpoint_url).
+        url = encode_unsafe(url)  # as every URL a service sends: tokens read it back alike
+        if len(url) > MAX_URL_LENGTH:
+            raise ValueError(
+                f"the start URL has {len(url)} characters; lrokit follows URLs of at most"
+                f" {MAX_URL_LENGTH} (the most a rehydration token holds)"
+            )
         return OperationCore(
             method,
             url if trusted else pipeline.origin_policy.check(url),
@@ -407,6 +428,18 @@ class OperationBase(Generic[T]):
     def has_completed(self) -> bool:
         """Whether the operation reached Succeeded, Failed or Canceled. Makes no request."""
         return self._core.state.is_terminal
+
+    @property
+    def start_outcome_unknown(self) -> bool:
+        """Whether the start request may have reached the service without its answer
+        arriving (cancelled in flight, connection lost after sending, deadline).
+
+        Such an operation stays ``NotStarted`` and is never sent again by lrokit unless
+        its start is safe to repeat (PUT, DELETE, an ``Operation-Id``): every
+        request-making call raises :class:`~lrokit.StartOutcomeUnknownError`. A safe start
+        never enters this condition; it is sent again by the next wait.
+        """
+        return self._start_lost is not None
 
     @property
     def status(self) -> StatusUpdate | None:
@@ -630,15 +663,16 @@ class OperationBase(Generic[T]):
         Returns the error that ``update_status`` raises (``wait_for_completion`` just backs
         off); raises :class:`RetriesExhaustedError` once the retry budget is spent.
         """
+        said = self._settings.tokens.redact_text(f"{type(error).__name__}: {error}")
         try:
-            self._count_fault(0, None, f"no answer ({type(error).__name__}: {error})")
+            self._count_fault(0, None, f"no answer ({said})")
         except RetriesExhaustedError as exhausted:
             raise exhausted from error
         self._back_off(None)
         self._decision = None  # no answer: poll_iter reports a fault without a status
         limit = self._settings.polling.max_retries
         failure = PollTransportError(
-            f"the request got no answer ({type(error).__name__}: {error}); transient fault"
+            f"the request got no answer ({said}); transient fault"
             f" {self._failures} of at most {limit} in a row, the state is unchanged",
             failures=self._failures,
             retries_left=limit - self._failures,
@@ -702,6 +736,64 @@ class OperationBase(Generic[T]):
         """Whether a start request may be sent again after a fault: PUT and DELETE are
         idempotent, and an ``Operation-Id`` header makes a POST so on services honouring it."""
         return method.upper() in IDEMPOTENT_METHODS or self._start_has_operation_id
+
+    def _start_maybe_sent(self, reason: str) -> StartOutcomeUnknownError | None:
+        """Record that the start request may have reached the service but its answer is
+        lost (``reason``: what happened). A start that is safe to repeat stays planned
+        (None is returned: it is sent again); any other is never sent again, and the
+        error that says so is returned (see :attr:`start_outcome_unknown`)."""
+        request = self._start_request
+        if request is None or self._core.next_action is not None:
+            return None  # the answer was applied after all
+        if self._start_is_safe(request.method):
+            return None
+        self._start_lost = reason
+        return self._start_unknown_error()
+
+    def _start_unknown_error(self) -> StartOutcomeUnknownError:
+        """The error of an operation whose start's outcome is unknown (a new one each time)."""
+        request = self._start_request
+        core = self._core
+        method = request.method if request is not None else core.method
+        url = self._settings.tokens.redact_text(core.initial_url)
+        error = StartOutcomeUnknownError(
+            f"the {method} start request of operation {core.operation_id} may have reached"
+            f" the service, but its answer was lost ({self._start_lost}); lrokit does not"
+            " send it again, since a second one could start a second operation. Find out"
+            " at the service whether it exists, then follow it (from_monitor) or prepare a"
+            " new operation",
+            method=method,
+            url=url,
+            reason=self._start_lost or "unknown",
+        )
+        error._belongs_to(self, core.operation_id)
+        return error
+
+    def _own(self, error: BaseException) -> None:
+        """Name this operation on an error one of its calls raises (and its token, when the
+        error carries none and the operation has one that restores)."""
+        if isinstance(error, LroError):
+            error._belongs_to(self, self._core.operation_id)
+            if (
+                isinstance(error, OperationError)
+                and error.rehydration_token is None
+                and self._core.next_action is not None
+                and not isinstance(error, StartRejectedError)
+            ):
+                error.rehydration_token = str(self.rehydration_token)
+
+    def _body_cap(self) -> BodyCap:
+        """The cap on the answer to the next request: the status cap for a status monitor's
+        poll, else the value cap (start answers, Location and resource polls and the final
+        GET may carry the value)."""
+        core = self._core
+        action = core.next_action
+        status = (
+            action is not None
+            and action is not _FETCH_FINAL
+            and core.protocol is PollingProtocol.STATUS_MONITOR
+        )
+        return self._settings.body_cap(status=status)
 
     def _start_fault(self, method: str, status_code: int, hint: float | None) -> float | None:
         """Decide about a start request that hit a transient fault (``status_code`` 0: no
@@ -898,6 +990,7 @@ class OperationBase(Generic[T]):
         it (drivers count a step that did not raise with ``_steps += 1``). A waiter's own
         deadline or cancellation stays its own."""
         self._steps += 1
+        self._own(error)
         if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
             self._failure = (self._steps, error)
 
@@ -1004,7 +1097,8 @@ class OperationBase(Generic[T]):
         return self._subscribe(HookKind.POLL, callback, None)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} state={self._core.state.value} {self._core.initial_url}>"
+        url = self._settings.tokens.redact_text(self._core.initial_url)
+        return f"<{type(self).__name__} state={self._core.state.value} {url}>"
 
 
 class _Unset:
