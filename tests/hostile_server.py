@@ -160,7 +160,9 @@ class HostileServer:
             )
             return True
         if name == "trickle-headers":
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"a" * 200
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"a" * 200
+            )
             for index in range(len(head)):
                 if not self._alive(started):
                     return False

@@ -20,6 +20,7 @@ from ._delay import (
     PollingPolicy,
 )
 from ._exceptions import (
+    BodyTooLargeError,
     CancelNotSupportedError,
     CancelRejectedError,
     HookError,
@@ -29,12 +30,14 @@ from ._exceptions import (
     LroError,
     OperationCanceledError,
     OperationError,
+    OperationErrorGroup,
     OperationFailedError,
     OperationNotCompleteError,
     PollRejectedError,
     PollTransportError,
     ProtocolError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
     StartRejectedError,
     TokenOriginError,
     UntrustedOriginError,
@@ -45,7 +48,7 @@ from ._hooks import HookKind, PollEvent, StateChange, Subscription
 from ._many import WaitResult, as_completed, async_as_completed, async_wait_all, wait_all
 from ._observe import disable_tracing, enable_tracing
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
-from ._pipeline import Pipeline, SupportsPipeline
+from ._pipeline import BodyCap, Pipeline, SupportsPipeline
 from ._signing import TokenSigner
 from ._state import TERMINAL_STATES, TRANSITIONS, OperationState, Trigger
 from ._sync import Operation
@@ -61,6 +64,8 @@ __all__ = [
     "AsyncOperation",
     "AsyncPipeline",
     "AsyncSender",
+    "BodyCap",
+    "BodyTooLargeError",
     "CancelNotSupportedError",
     "CancelRejectedError",
     "Decision",
@@ -81,6 +86,7 @@ __all__ = [
     "OperationCanceledError",
     "OperationCore",
     "OperationError",
+    "OperationErrorGroup",
     "OperationFailedError",
     "OperationNotCompleteError",
     "OperationState",
@@ -99,6 +105,7 @@ __all__ = [
     "ResponseView",
     "RetriesExhaustedError",
     "ServiceError",
+    "StartOutcomeUnknownError",
     "StartRejectedError",
     "StateChange",
     "StatusUpdate",

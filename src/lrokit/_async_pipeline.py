@@ -11,15 +11,25 @@ module imports ``httpx`` only when the default sender is built.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
 from ._delay import DEFAULT_POLICY, PollingPolicy
 from ._parse import ResponseView
-from ._pipeline import BasePipeline, Clock
+from ._pipeline import (
+    DEFAULT_MAX_STATUS_BODY_BYTES,
+    DEFAULT_MAX_VALUE_BODY_BYTES,
+    DEFAULT_REQUEST_TIMEOUT,
+    BasePipeline,
+    BodyCap,
+    CappedBody,
+    Clock,
+    UnreadableBodyError,
+)
 from ._token import DEFAULT_TOKEN_POLICY, TokenPolicy
 
 if TYPE_CHECKING:
@@ -30,6 +40,7 @@ __all__ = [
     "AsyncSender",
     "AsyncSleeper",
     "HttpxSender",
+    "RequestTimeLimitError",
     "SupportsAsyncPipeline",
     "default_async_sleep",
     "httpx_view",
@@ -40,6 +51,33 @@ AsyncSleeper = Callable[[float, "asyncio.Event | None"], Awaitable[bool]]
 _encode_json = msgspec.json.Encoder().encode
 #: ``timeout=`` not given to :meth:`AsyncPipeline.send`: the pipeline's ``request_timeout``.
 _PIPELINE_TIMEOUT: Any = object()
+R = TypeVar("R")
+
+
+class RequestTimeLimitError(TimeoutError):
+    """A request did not end (headers and whole body) within its time limit: the
+    pipeline's ``request_timeout``, or the time left before a wait's deadline. The async
+    drivers treat it as a transient fault, as any sender's timeout."""
+
+
+async def within_time(awaitable: Awaitable[R], seconds: float | None) -> R:
+    """Await ``awaitable`` (a request) for at most ``seconds``, cancelling it after.
+
+    Raises:
+        RequestTimeLimitError: the time ran out; the request was cancelled (its
+            connection closed).
+    """
+    if seconds is None:
+        return await awaitable
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(seconds):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - 3.10
+    except TimeoutError as error:  # asyncio.TimeoutError is TimeoutError from 3.11
+        raise RequestTimeLimitError(f"the request took longer than {seconds:g} s") from error
+    except asyncio.TimeoutError as error:  # pragma: no cover - 3.10
+        raise RequestTimeLimitError(f"the request took longer than {seconds:g} s") from error
 
 
 async def default_async_sleep(seconds: float, cancel: asyncio.Event | None) -> bool:
@@ -70,7 +108,18 @@ class AsyncSender(Protocol):
       ``raw`` is the library's own response (what ``get_raw_response()`` returns);
     - raises one of :attr:`transport_errors` when no complete answer arrived (refused or
       reset connection, timeout, truncated body): those are retried as transient faults;
-      anything else it raises ends the wait.
+      anything else it raises ends the wait;
+    - optionally, with a true ``reads_capped`` attribute, accepts ``cap=`` (a
+      :class:`~lrokit.BodyCap`) and reads the body streamed, raising
+      :class:`~lrokit.BodyTooLargeError` past ``cap.limit`` decoded bytes (as
+      :class:`HttpxSender` does); for other senders the pipeline checks the size of the
+      body they return, after the fact;
+    - optionally, with an ``unsent_errors`` tuple, names the errors that prove the request
+      never left (connection refused): a start that is not safe to repeat and fails with
+      any other error is never sent again (see ``StartOutcomeUnknownError``).
+
+    The pipeline bounds every call of ``send`` by its time limit (``request_timeout``, cut
+    to a wait's deadline) by cancelling it: a sender must let a cancelled request go.
 
     Example, over aiohttp (not a dependency of lrokit)::
 
@@ -145,6 +194,15 @@ class HttpxSender:
         self.client = client if client is not None else httpx.AsyncClient(**client_kwargs)
         self._owns_client = client is None
         self._timeout = httpx.Timeout
+        self._decoding_error = httpx.DecodingError
+        self._client_default: Any = httpx.USE_CLIENT_DEFAULT
+        #: Bodies are read streamed against ``cap`` (see :class:`AsyncSender`).
+        self.reads_capped = True
+        #: Errors proving the request never left (no connection was made).
+        self.unsent_errors: tuple[type[BaseException], ...] = (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+        )
         #: httpx's "no complete answer" errors (its ProtocolError only when the server broke
         #: the protocol: a local misuse is a bug, not a transient fault).
         self.transport_errors: tuple[type[BaseException], ...] = (
@@ -163,18 +221,46 @@ class HttpxSender:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float | tuple[float, float] | None,
+        cap: BodyCap | None = None,
         **options: Any,
     ) -> ResponseView:
-        """Send through the client without following redirects; see :class:`AsyncSender`."""
+        """Send through the client without following redirects; see :class:`AsyncSender`.
+
+        The body is read streamed; with ``cap``, at most ``cap.limit`` decoded bytes of it
+        (gzip and deflate are decoded within the cap) before the connection is closed and
+        :class:`~lrokit.BodyTooLargeError` raised.
+        """
         if isinstance(timeout, tuple):
             connect, read = timeout
             limits: Any = self._timeout(read, connect=connect)
         else:
             limits = timeout
-        options.setdefault("follow_redirects", False)
-        response = await self.client.request(
+        sending = {
+            "follow_redirects": options.pop("follow_redirects", False),
+            "auth": options.pop("auth", self._client_default),
+        }
+        request = self.client.build_request(
             method, url, headers=headers, content=body, timeout=limits, **options
         )
+        response = await self.client.send(request, stream=True, **sending)
+        try:
+            if cap is None:
+                await response.aread()
+            elif response.is_stream_consumed:  # a transport that read it already (mocks)
+                if len(await response.aread()) > cap.limit:
+                    raise CappedBody.too_large(cap)
+            else:
+                encoding = (response.headers.get("content-encoding") or "").strip().lower()
+                ours = CappedBody.decodes(encoding)
+                reader = CappedBody(encoding if ours else "", cap, url)
+                chunks = response.aiter_raw() if ours else response.aiter_bytes()
+                async for chunk in chunks:
+                    reader.feed(chunk)
+                response._content = reader.finish()
+        except UnreadableBodyError as error:
+            raise self._decoding_error(str(error), request=request) from error
+        finally:
+            await response.aclose()  # closes the connection if the body was not all read
         return httpx_view(response)
 
     async def aclose(self) -> None:
@@ -203,8 +289,13 @@ class AsyncPipeline(BasePipeline):
             :class:`HttpxSender` when omitted (needs the ``lrokit[async]`` extra).
         allowed_origins: further URLs whose origins polling may go to.
         headers: headers sent with every request of every operation.
-        request_timeout: the per-request timeout given to the sender (seconds, or a
-            ``(connect, read)`` pair); separate from any wait deadline.
+        request_timeout: the bound on each whole request (connect, headers and body), in
+            seconds, or a ``(connect, read)`` pair (given to the sender per phase, and
+            their sum bounds the whole); cut to a wait's time left. The request is
+            cancelled at the bound (``asyncio`` timeouts), whatever the server does.
+        max_status_body_bytes: the cap on a status answer's decoded body.
+        max_value_body_bytes: the cap on the decoded body of an answer that may hold the
+            value; see :class:`~lrokit.Pipeline`.
         polling: the default waiting rules.
         tokens: how rehydration tokens are written and read (see :class:`TokenPolicy`).
         clock: a monotonic clock (inject a fake one in tests).
@@ -218,7 +309,9 @@ class AsyncPipeline(BasePipeline):
         *,
         allowed_origins: Iterable[str] = (),
         headers: Mapping[str, str] | None = None,
-        request_timeout: float | tuple[float, float] | None = 30.0,
+        request_timeout: float | tuple[float, float] | None = DEFAULT_REQUEST_TIMEOUT,
+        max_status_body_bytes: int = DEFAULT_MAX_STATUS_BODY_BYTES,
+        max_value_body_bytes: int = DEFAULT_MAX_VALUE_BODY_BYTES,
         polling: PollingPolicy = DEFAULT_POLICY,
         tokens: TokenPolicy = DEFAULT_TOKEN_POLICY,
         clock: Clock = time.monotonic,
@@ -229,6 +322,8 @@ class AsyncPipeline(BasePipeline):
             allowed_origins=allowed_origins,
             headers=headers,
             request_timeout=request_timeout,
+            max_status_body_bytes=max_status_body_bytes,
+            max_value_body_bytes=max_value_body_bytes,
             polling=polling,
             tokens=tokens,
             clock=clock,
@@ -239,6 +334,14 @@ class AsyncPipeline(BasePipeline):
             sender = HttpxSender(sender)
         self.sender: AsyncSender = sender
         self.sleep = sleep
+        #: The errors after which a request counts as a transient fault: the sender's, and
+        #: the pipeline's own time limit.
+        self.transport_errors: tuple[type[BaseException], ...] = (
+            *sender.transport_errors,
+            RequestTimeLimitError,
+        )
+        self._unsent: tuple[type[BaseException], ...] = tuple(getattr(sender, "unsent_errors", ()))
+        self._reads_capped = bool(getattr(sender, "reads_capped", False))
 
     @property
     def pipeline(self) -> AsyncPipeline:
@@ -253,12 +356,16 @@ class AsyncPipeline(BasePipeline):
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         timeout: Any = _PIPELINE_TIMEOUT,
+        deadline: float | None = None,
+        cap: BodyCap | None = None,
         **options: Any,
     ) -> ResponseView:
-        """Send one request through the sender with the pipeline's headers and timeout.
+        """Send one request through the sender with the pipeline's headers and limits.
 
         ``json`` (any value msgspec encodes, None for no body) is sent as
-        ``application/json``. Redirects are not followed.
+        ``application/json``. Redirects are not followed. The whole request ends within
+        :meth:`time_limit` of ``deadline`` (or raises :class:`RequestTimeLimitError`) and
+        its body within ``cap`` (default: the value cap).
         """
         merged = {**self.headers, **headers} if headers else self.headers
         body = None
@@ -266,10 +373,44 @@ class AsyncPipeline(BasePipeline):
             body = _encode_json(json)
             if not any(name.lower() == "content-type" for name in merged):
                 merged = {**merged, "Content-Type": "application/json"}
-        limit = self.request_timeout if timeout is _PIPELINE_TIMEOUT else timeout
-        return await self.sender.send(
-            method, url, headers=merged, body=body, timeout=limit, **options
+        limit = self.read_timeout(deadline) if timeout is _PIPELINE_TIMEOUT else timeout
+        return await within_time(
+            self.request(method, url, merged, body, limit, cap or self.value_cap, options),
+            self.time_limit(deadline),
         )
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Any,
+        cap: BodyCap,
+        options: dict[str, Any],
+    ) -> Awaitable[ResponseView]:
+        """The sender's call for one request, with ``cap`` applied (see :class:`AsyncSender`);
+        bound it in time with :func:`within_time`."""
+        if self._reads_capped:
+            return self.sender.send(
+                method, url, headers=headers, body=body, timeout=timeout, cap=cap, **options
+            )
+        return self._checked(
+            self.sender.send(method, url, headers=headers, body=body, timeout=timeout, **options),
+            cap,
+        )
+
+    @staticmethod
+    async def _checked(sending: Awaitable[ResponseView], cap: BodyCap) -> ResponseView:
+        view = await sending
+        if len(view.body) > cap.limit:
+            raise CappedBody.too_large(cap)
+        return view
+
+    def never_sent(self, error: BaseException) -> bool:
+        """Whether ``error`` proves that the request never left (the sender's
+        ``unsent_errors``); any other error may have come after the service received it."""
+        return isinstance(error, self._unsent)
 
     async def aclose(self) -> None:
         """Close the sender (an ``httpx.AsyncClient`` lrokit created)."""

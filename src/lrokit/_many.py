@@ -6,10 +6,14 @@ the earliest due poll. Async: :func:`async_wait_all` and :func:`async_as_complet
 task per operation (each respecting its own delays) and bound the requests in flight with a
 semaphore (``max_in_flight``).
 
-In both, an operation's own errors are raised as a single wait would raise them (the other
-operations are left as they are, resumable), and the deadline and stop handle are shared.
-A timeout or stop ends :func:`wait_all` with the operations still pending in its result;
-:func:`as_completed` raises ``TimeoutError`` at the deadline and ends at a stop.
+In the iterators, an operation's own error is raised as a single wait would raise it; in
+:func:`wait_all` and :func:`async_wait_all`, every operation's error is reported, in one
+:class:`~lrokit.OperationErrorGroup` (an ``ExceptionGroup``). Each error names its operation
+(``error.operation``). The other operations are left as they are, resumable; a wait whose
+start request is in flight is let finish that request first, so that its answer is not
+lost. The deadline and stop handle are shared. A timeout or stop ends :func:`wait_all` with
+the operations still pending in its result; :func:`as_completed` raises ``TimeoutError`` at
+the deadline and ends at a stop.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from ._async import AsyncOperation, Limiter
 from ._base import Wait, bounded_step
 from ._delay import DelayStrategy, as_seconds
-from ._exceptions import WaitCancelledError, WaitTimeoutError
+from ._exceptions import LroError, OperationErrorGroup, WaitCancelledError, WaitTimeoutError
 from ._sync import Operation
 
 __all__ = ["WaitResult", "as_completed", "async_as_completed", "async_wait_all", "wait_all"]
@@ -171,9 +175,12 @@ def wait_all(
     operations not completed by then are in ``pending``.
 
     Raises:
-        LroError: an operation's request failed as it would in ``wait_for_completion``
-            (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
-            ``HookError``, ...); the other operations are left as they are.
+        OperationErrorGroup: an operation's request failed as it would in
+            ``wait_for_completion`` (``PollRejectedError``, ``RetriesExhaustedError``,
+            ``ProtocolError``, ``HookError``, ``StartOutcomeUnknownError``, ...): the
+            group holds that error, which names its operation (``error.operation``);
+            the other operations are left as they are. ``except LroError`` catches the
+            group too; ``except* PollRejectedError`` picks one kind out of it.
     """
     ops = _unique(operations)
     try:
@@ -183,7 +190,20 @@ def wait_all(
             pass
     except TimeoutError:
         pass  # the shared deadline: the operations left are pending
+    except Exception as error:  # noqa: BLE001 - reported in the group below
+        raise _group([error], len(ops)) from None
     return _split(ops)
+
+
+def _group(errors: Sequence[Exception], total: int) -> OperationErrorGroup:
+    """The aggregate of the errors of several operations' waits (in the order given)."""
+    named = ", ".join(
+        f"{error.operation_id or '?'} ({type(error).__name__})"
+        if isinstance(error, LroError)
+        else type(error).__name__
+        for error in errors
+    )
+    return OperationErrorGroup(f"{len(errors)} of {total} operations failed: {named}", errors)
 
 
 def _split(ops: Sequence[ResultT]) -> WaitResult[ResultT]:
@@ -216,6 +236,7 @@ class _Waits(Generic[AsyncOpT]):
             raise ValueError("max_in_flight must be at least 1")
         # Each operation has at most one request in flight: a bound of N or more is none.
         limiter = Limiter(max_in_flight) if max_in_flight < len(ops) else None
+        self.ops = ops
         self.finished: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.ready = asyncio.Event()
         self.running: dict[asyncio.Future[None], int] = {}
@@ -251,15 +272,48 @@ class _Waits(Generic[AsyncOpT]):
         """Waits not reported yet."""
         return len(self.running) + len(self.finished)
 
-    async def close(self) -> None:
+    async def close(self, *, graceful: bool) -> list[tuple[int, Exception]]:
         """Cancel the waits still running and let them unwind (each leaves its operation
-        as it was before its request in flight)."""
-        tasks = list(self.running)
+        as it was before its request in flight); returns the errors of waits that ended
+        with one and were not reported yet (so that none goes unretrieved).
+
+        ``graceful``: a wait whose start request is in flight is cancelled only once that
+        request has its answer (bounded by the request's time limit): cancelling it
+        half-way would leave a start that is not safe to repeat in an unknown outcome.
+        When the caller itself is cancelled, everything is cancelled at once (such a
+        start is then recorded as ``start_outcome_unknown``).
+        """
+        running = dict(self.running)
         self.running.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        ended = list(self.finished)
+        self.finished.clear()
+        try:
+            while graceful:
+                starting = [
+                    task
+                    for task, number in running.items()
+                    if not task.done() and self.ops[number]._start_in_flight
+                ]
+                if not starting:
+                    break
+                await asyncio.wait(starting, timeout=_START_GRACE_SLICE)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        errors: list[tuple[int, Exception]] = []
+        for number, task in [*ended, *((n, t) for t, n in running.items())]:
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
+                errors.append((number, error))
+        return errors
+
+
+#: How often a closing ``_Waits`` looks whether a start in flight got its answer (s).
+_START_GRACE_SLICE = 0.01
+#: Errors that end one wait without being the operation's failure.
+_PERSONAL = (WaitTimeoutError, WaitCancelledError)
 
 
 def _done_future() -> asyncio.Future[None]:
@@ -295,6 +349,7 @@ async def async_as_completed(
         return
     waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
     stopped = False
+    graceful = False
     try:
         while waits.left:
             for number, task in await waits.batch():
@@ -307,13 +362,14 @@ async def async_as_completed(
                         f" {as_seconds(timeout or 0)} s; they are resumable"
                     ) from None
                 elif error is not None:
+                    graceful = True
                     raise error
                 else:
                     yield ops[number]
             if stopped:
                 return
     finally:
-        await waits.close()
+        await waits.close(graceful=graceful)
 
 
 async def async_wait_all(
@@ -331,20 +387,26 @@ async def async_wait_all(
     completed by then are in ``pending``. Cancelling the awaiting task cancels every wait.
 
     Raises:
-        LroError: an operation's wait failed (``PollRejectedError``,
-            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
-            waits are cancelled, their operations left as they are.
+        OperationErrorGroup: one or more waits failed (``PollRejectedError``,
+            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``,
+            ``StartOutcomeUnknownError``, ...): the other waits are cancelled (a start in
+            flight gets its answer first) and the group holds every error that ended a
+            wait by then, each naming its operation (``error.operation``), in the order
+            the operations were given. Their operations are left as they are.
     """
     ops = _unique(operations)
     waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
+    failures: list[tuple[int, Exception]] = []
     try:
-        while waits.left:
-            for _, task in await waits.batch():
+        while waits.left and not failures:
+            for number, task in await waits.batch():
                 error = None if task.cancelled() else task.exception()
-                if error is not None and not isinstance(
-                    error, (WaitTimeoutError, WaitCancelledError)
-                ):
-                    raise error
-    finally:
-        await waits.close()
+                if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
+                    failures.append((number, error))
+    except BaseException:
+        await waits.close(graceful=False)  # the caller was cancelled: at once
+        raise
+    failures += await waits.close(graceful=True)
+    if failures:
+        raise _group([error for _, error in sorted(failures, key=lambda f: f[0])], len(ops))
     return _split(ops)

@@ -95,6 +95,16 @@ class CappedBody:
         return zlib.decompressobj(32 + zlib.MAX_WBITS)
 
     @staticmethod
+    def too_large(cap: BodyCap) -> BodyTooLargeError:
+        """The error for a body over ``cap``."""
+        return BodyTooLargeError(
+            f"the answer's body is larger than {cap.limit} bytes (the pipeline's"
+            f" {cap.setting}); it was not read further",
+            limit=cap.limit,
+            setting=cap.setting,
+        )
+
+    @staticmethod
     def decodes(encoding: str) -> bool:
         """Whether a body of this Content-Encoding is fed as it came (lrokit decodes it)."""
         return encoding in _DECODED_HERE or encoding in _AS_IS
@@ -131,12 +141,7 @@ class CappedBody:
             return
         size = self.size + len(data)
         if size > self.cap.limit:
-            raise BodyTooLargeError(
-                f"the answer's body is larger than {self.cap.limit} bytes (the pipeline's"
-                f" {self.cap.setting}); it was not read further",
-                limit=self.cap.limit,
-                setting=self.cap.setting,
-            )
+            raise self.too_large(self.cap)
         self.size = size
         self._buffer.write(data)
 
@@ -196,7 +201,9 @@ class _TimedResponse(http.client.HTTPResponse):
         stop_at = _STOP_AT.get()
         if stop_at is not None:
             self.fp.close()
-            self.fp = io.BufferedReader(_TimedReader(sock.makefile("rb", buffering=0), sock, stop_at))
+            self.fp = io.BufferedReader(
+                _TimedReader(sock.makefile("rb", buffering=0), sock, stop_at)
+            )
 
 
 class _TimedHTTPConnection(HTTPConnection):
@@ -215,7 +222,10 @@ class _TimedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _TimedHTTPSConnection
 
 
-_TIMED_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _TimedHTTPPool, "https": _TimedHTTPSPool}
+_TIMED_POOLS: dict[str, type[HTTPConnectionPool]] = {
+    "http": _TimedHTTPPool,
+    "https": _TimedHTTPSPool,
+}
 
 
 def _time_requests(session: requests.Session) -> None:
@@ -223,9 +233,13 @@ def _time_requests(session: requests.Session) -> None:
     limit (see :class:`_TimedReader`); other adapters are left alone."""
     for adapter in session.adapters.values():
         manager = getattr(adapter, "poolmanager", None)
-        if isinstance(manager, urllib3.PoolManager) and manager.pool_classes_by_scheme is not _TIMED_POOLS:
+        if (
+            isinstance(manager, urllib3.PoolManager)
+            and manager.pool_classes_by_scheme is not _TIMED_POOLS
+        ):
             manager.clear()
             manager.pool_classes_by_scheme = _TIMED_POOLS
+
 
 #: A monotonic clock in seconds.
 Clock = Callable[[], float]
@@ -482,7 +496,9 @@ class Pipeline(BasePipeline):
         come after the service received the request."""
         if isinstance(error, requests.ConnectTimeout):
             return True
-        if not isinstance(error, requests.ConnectionError) or isinstance(error, requests.ReadTimeout):
+        if not isinstance(error, requests.ConnectionError) or isinstance(
+            error, requests.ReadTimeout
+        ):
             return False
         cause = error.args[0] if error.args else None
         reason = getattr(cause, "reason", cause)

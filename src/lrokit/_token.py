@@ -118,7 +118,6 @@ MAX_SECONDS = 1e11
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)]
 
 
-
 class TokenV2(
     msgspec.Struct,
     frozen=True,
