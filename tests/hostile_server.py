@@ -53,10 +53,12 @@ class HostileServer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.created: Counter[str] = Counter()
+        self._creations: dict[str, set[str]] = {}
         self.requests: list[tuple[str, str]] = []
         self._bomb = _bomb(bomb_bytes)
         self._huge = huge_bytes
-        #: Called with (method, path) before answering a start; may sleep or drop.
+        #: Called with (connection, method, path) before answering a start, after counting
+        #: it; may sleep; returning False drops the connection without an answer.
         self.on_start: Callable[[socket.socket, str, str], bool] | None = None
         self._accept = threading.Thread(target=self._serve, name="hostile-accept", daemon=True)
         self._accept.start()
@@ -99,16 +101,16 @@ class HostileServer:
                     request = self._read_request(connection)
                     if request is None:
                         return
-                    method, path = request
+                    method, path, headers = request
                     with self._lock:
                         self.requests.append((method, path))
-                    if not self._answer(connection, method, path, started):
+                    if not self._answer(connection, method, path, headers, started):
                         return
         except OSError:
             return  # the client went away: that is what hostile tests expect
 
     @staticmethod
-    def _read_request(connection: socket.socket) -> tuple[str, str] | None:
+    def _read_request(connection: socket.socket) -> tuple[str, str, dict[str, str]] | None:
         data = b""
         while b"\r\n\r\n" not in data:
             try:
@@ -121,35 +123,63 @@ class HostileServer:
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
-        length = 0
+        headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip())
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
         while len(rest) < length:
             chunk = connection.recv(65536)
             if not chunk:
                 return None
             rest += chunk
-        return method, path
+        return method, path, headers
 
     def _alive(self, started: float) -> bool:
         return not self._stopping.is_set() and time.monotonic() - started < MAX_SECONDS
 
-    def _answer(self, connection: socket.socket, method: str, path: str, started: float) -> bool:
+    def creations(self, path: str) -> int:
+        """How many operations the starts sent to ``path`` created: each POST without an
+        ``Operation-Id`` creates one; starts with the same id, or PUTs to the same path,
+        are one."""
+        with self._lock:
+            return len(self._creations.get(path, set()))
+
+    def _json(self, connection: socket.socket, document: object, status: str = "200 OK") -> None:
+        body = json.dumps(document).encode()
+        connection.sendall(
+            (
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+
+    def _answer(
+        self,
+        connection: socket.socket,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        started: float,
+    ) -> bool:
         """Answer one request; False closes the connection."""
-        name = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        if path.startswith("/start/"):
+        route = path.split("?", 1)[0]
+        name = route.rstrip("/").rsplit("/", 1)[-1]
+        if route.startswith("/start/"):
             with self._lock:
-                self.created[path.split("?", 1)[0]] += 1
+                self.created[route] += 1
+                identity = headers.get("operation-id") or (
+                    route if method == "PUT" else str(self.created[route])
+                )
+                self._creations.setdefault(route, set()).add(identity)
             if self.on_start is not None and not self.on_start(connection, method, path):
                 return False
             monitor = f"/mon/{name}"
-            if name == "secret":
-                monitor = f"/mon/secret?sv=1&sig={SECRET}"
-                extra = f"Location: /final/secret?sig={SECRET}\r\n"
-            else:
-                extra = ""
+            extra = ""
+            if name.startswith("secret"):
+                monitor = f"/mon/{name}?sv=1&sig={SECRET}"
+                extra = f"Location: /final/{name}?sig={SECRET}\r\n"
             body = b'{"status": "Running"}'
             connection.sendall(
                 (
@@ -158,6 +188,19 @@ class HostileServer:
                 ).encode()
                 + body
             )
+            return True
+        if route.endswith(":cancel"):
+            self._json(connection, {"error": {"code": "Conflict"}}, "409 Conflict")
+            return True
+        if route.startswith("/mon/") and name == "final-huge":
+            self._json(connection, {"status": "Succeeded", "resourceLocation": "/res/huge"})
+            return True
+        if route.startswith("/mon/") and name == "secret-final":
+            location = f"/res/secret-final?sig={SECRET}"
+            self._json(connection, {"status": "Succeeded", "resourceLocation": location})
+            return True
+        if route.startswith("/mon/") and name == "fail":
+            self._json(connection, {"error": {"code": "Gone"}}, "404 Not Found")
             return True
         if name == "trickle-headers":
             head = (
@@ -216,7 +259,7 @@ class HostileServer:
                 connection.sendall(block[: size - sent])
                 sent += len(block)
             return False
-        if name == "secret":
+        if name.startswith("secret"):
             # Every answer about the secret operation is unusable, so that each error path
             # that names a URL is taken: a monitor body that is not JSON at all.
             body = b"<html>oops</html>"
@@ -228,12 +271,5 @@ class HostileServer:
                 + body
             )
             return True
-        body = json.dumps({"status": "Succeeded"}).encode()
-        connection.sendall(
-            (
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body
-        )
+        self._json(connection, {"status": "Succeeded", "result": {"ok": True}})
         return True

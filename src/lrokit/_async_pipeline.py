@@ -252,7 +252,8 @@ class HttpxSender:
             else:
                 encoding = (response.headers.get("content-encoding") or "").strip().lower()
                 ours = CappedBody.decodes(encoding)
-                reader = CappedBody(encoding if ours else "", cap, url)
+                length = response.headers.get("content-length") if not encoding else None
+                reader = CappedBody(encoding if ours else "", cap, url, length)
                 chunks = response.aiter_raw() if ours else response.aiter_bytes()
                 async for chunk in chunks:
                     reader.feed(chunk)

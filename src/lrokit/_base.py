@@ -1006,7 +1006,13 @@ class OperationBase(Generic[T]):
 
     def _wait_ended(self, wait: Wait, error: BaseException | None) -> None:
         """End the span of a wait that returned (``error`` None) or raised ``error``."""
-        _observe.end_wait_span(wait.span, self._core.state.value, self._core.attempt, error)
+        _observe.end_wait_span(
+            wait.span,
+            self._core.state.value,
+            self._core.attempt,
+            error,
+            self._settings.tokens.redact_text,
+        )
 
     def _request_span(self, name: str, wait: Wait) -> Any:
         core = self._core
@@ -1023,12 +1029,13 @@ class OperationBase(Generic[T]):
             with _observe.use_span(span):
                 outcome = request(wait)
         except BaseException as error:
-            _observe.end_request_span(span, error)
+            _observe.end_request_span(span, error, self._settings.tokens.redact_text)
             raise
         finally:
             self._span = None
         # A poll without an answer returns its PollTransportError instead of raising it.
-        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        failure = outcome if isinstance(outcome, Exception) else None
+        _observe.end_request_span(span, failure, self._settings.tokens.redact_text)
         return outcome
 
     async def _atraced(self, request: Callable[[Wait], Awaitable[R]], name: str, wait: Wait) -> R:
@@ -1038,11 +1045,12 @@ class OperationBase(Generic[T]):
             with _observe.use_span(span):
                 outcome = await request(wait)
         except BaseException as error:
-            _observe.end_request_span(span, error)
+            _observe.end_request_span(span, error, self._settings.tokens.redact_text)
             raise
         finally:
             self._span = None
-        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        failure = outcome if isinstance(outcome, Exception) else None
+        _observe.end_request_span(span, failure, self._settings.tokens.redact_text)
         return outcome
 
     # -- manual driving ------------------------------------------------------------------

@@ -80,11 +80,19 @@ class CappedBody:
 
     __slots__ = ("_buffer", "_decoder", "_encoding", "_fed", "cap", "size", "url")
 
-    def __init__(self, encoding: str, cap: BodyCap, url: str) -> None:
+    def __init__(self, encoding: str, cap: BodyCap, url: str, length: str | None = None) -> None:
+        if encoding in _AS_IS:
+            encoding = ""
         self.cap = cap
         self.url = url
         self.size = 0
-        self._buffer = io.BytesIO()
+        expected = int(length) if length and length.isdigit() and len(length) < 20 else None
+        if expected is not None and not encoding and expected > cap.limit:
+            raise self.too_large(cap)  # a Content-Length over the cap: refused unread
+        # A body of known length is held in a buffer of exactly that size (a growing one
+        # may over-allocate by an eighth); BytesIO shares the zeros until written.
+        sized = expected is not None and not encoding
+        self._buffer = io.BytesIO(bytes(expected)) if sized else io.BytesIO()
         self._encoding = encoding
         self._fed = False
         self._decoder: Any = self._new_decoder(encoding) if encoding in _DECODED_HERE else None
@@ -152,7 +160,9 @@ class CappedBody:
                 self._keep(self._decoder.flush())
             except zlib.error:
                 raise UnreadableBodyError(f"the {self._encoding} body is truncated") from None
-        return self._buffer.getvalue()
+        buffer = self._buffer
+        buffer.truncate(self.size)  # a sized buffer holds exactly what was read
+        return buffer.getvalue()
 
 
 # -- a bound on the whole request, for requests ------------------------------------------------
@@ -525,9 +535,11 @@ def _read_body(response: requests.Response, cap: BodyCap, stop_at: float | None)
     :class:`~lrokit.BodyTooLargeError` over the cap.
     """
     raw = response.raw
-    encoding = (response.headers.get("content-encoding") or "").strip().lower()
+    headers = response.headers
+    encoding = (headers.get("content-encoding") or "").strip().lower()
     ours = CappedBody.decodes(encoding)
-    body = CappedBody(encoding if ours else "", cap, response.url)
+    length = headers.get("content-length") if encoding in _AS_IS else None
+    body = CappedBody(encoding if ours else "", cap, response.url, length)
     if not hasattr(raw, "stream"):  # an adapter whose raw is a plain file
         body.feed(response.content)
         return body.finish()

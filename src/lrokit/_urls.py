@@ -210,10 +210,6 @@ def redact_text(text: str, names: frozenset[str]) -> str:
     return _TEXT_FIELD.sub(drop, text)
 
 
-#: Characters of a URL that are written percent-encoded when lrokit receives them: anything
-#: outside ASCII. ASCII controls, spaces and backslashes are left for the origin check to
-#: refuse (they make URL parsers disagree).
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 def encode_unsafe(url: str) -> str:
