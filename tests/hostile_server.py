@@ -9,6 +9,7 @@ so no test can hang on it; ``close()`` stops the accept loop and joins every thr
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -25,6 +26,7 @@ TRICKLE = 0.2
 SECRET = "TOPSECRET"
 
 
+@functools.lru_cache(maxsize=2)
 def _bomb(decoded_bytes: int) -> bytes:
     """A gzip body that decodes to ``decoded_bytes`` of spaces inside a JSON string."""
     buffer = io.BytesIO()
@@ -41,7 +43,7 @@ class HostileServer:
     """Answers ``POST /start/<behaviour>`` with a 202 whose monitor is ``/mon/<behaviour>``;
     ``GET /mon/<behaviour>`` misbehaves as named. ``created`` counts starts per path."""
 
-    def __init__(self, *, bomb_bytes: int = 512 << 20, huge_bytes: int = 256 << 20) -> None:
+    def __init__(self, *, bomb_bytes: int = 256 << 20, huge_bytes: int = 256 << 20) -> None:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -55,7 +57,7 @@ class HostileServer:
         self.created: Counter[str] = Counter()
         self._creations: dict[str, set[str]] = {}
         self.requests: list[tuple[str, str]] = []
-        self._bomb = _bomb(bomb_bytes)
+        self._bomb_bytes = bomb_bytes  # built when first asked for (seconds of gzip)
         self._huge = huge_bytes
         #: Called with (connection, method, path) before answering a start, after counting
         #: it; may sleep; returning False drops the connection without an answer.
@@ -166,6 +168,9 @@ class HostileServer:
         """Answer one request; False closes the connection."""
         route = path.split("?", 1)[0]
         name = route.rstrip("/").rsplit("/", 1)[-1]
+        if route.startswith("/start/") and method == "GET":  # a PUT's resource: its value
+            self._json(connection, {"id": name})
+            return True
         if route.startswith("/start/"):
             with self._lock:
                 self.created[route] += 1
@@ -192,8 +197,9 @@ class HostileServer:
         if route.endswith(":cancel"):
             self._json(connection, {"error": {"code": "Conflict"}}, "409 Conflict")
             return True
-        if route.startswith("/mon/") and name == "final-huge":
-            self._json(connection, {"status": "Succeeded", "resourceLocation": "/res/huge"})
+        if route.startswith("/mon/") and name in ("final-huge", "final-endless"):
+            resource = f"/res/{name.partition('-')[2]}"
+            self._json(connection, {"status": "Succeeded", "resourceLocation": resource})
             return True
         if route.startswith("/mon/") and name == "secret-final":
             location = f"/res/secret-final?sig={SECRET}"
@@ -236,7 +242,7 @@ class HostileServer:
                 time.sleep(0.001)
             return False
         if name == "bomb":
-            body = self._bomb
+            body = _bomb(self._bomb_bytes)
             connection.sendall(
                 (
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
