@@ -205,7 +205,7 @@ class AsyncOperation(OperationBase[T]):
         while True:
             if limiter is not None and not limiter.try_take():
                 await limiter.take()  # not sent yet: cancelling here loses nothing
-            self._start_in_flight = True
+            self._in_flight = True
             try:
                 view = await pipeline.send(
                     request.method,
@@ -240,7 +240,7 @@ class AsyncOperation(OperationBase[T]):
                     break  # the core turns the last answer into StartRejectedError
                 self._response = _raw(view)
             finally:
-                self._start_in_flight = False
+                self._in_flight = False
                 if limiter is not None:
                     limiter.give()
             await self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
@@ -646,10 +646,12 @@ class AsyncOperation(OperationBase[T]):
         limiter = wait.limiter
         try:
             if limiter is None:
+                self._in_flight = True
                 view = await within_time(request, pipeline.time_limit(deadline))
             else:
                 if not limiter.try_take():
                     await limiter.take()
+                self._in_flight = True
                 try:
                     view = await within_time(request, pipeline.time_limit(deadline))
                 finally:
@@ -658,6 +660,8 @@ class AsyncOperation(OperationBase[T]):
             if wait.deadline is not None and pipeline.clock() >= wait.deadline:
                 raise self._timeout_error(wait.limit) from error
             return self._transport_failed(error)  # type: ignore[arg-type]
+        finally:
+            self._in_flight = False
         raw = self._response = _raw(view)
         self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
         return raw

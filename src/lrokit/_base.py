@@ -264,9 +264,10 @@ class OperationBase(Generic[T]):
         self._start_has_operation_id = False
         self._start_request: StartRequest | None = None
         # Why the start's outcome is unknown (it may have reached the service; see
-        # start_outcome_unknown), or None; and whether the start request is in flight.
+        # start_outcome_unknown), or None; and whether a request (the async driver's start
+        # or poll, the sync driver's start) is in flight: async_wait_all lets it finish.
         self._start_lost: str | None = None
-        self._start_in_flight = False
+        self._in_flight = False
         # The decision of the last processed response (what poll_iter yields from).
         self._decision: Decision | None = None
         # Awaitables returned by coroutine hooks, for the async driver to await (a list once

@@ -277,26 +277,31 @@ class _Waits(Generic[AsyncOpT]):
         as it was before its request in flight); returns the errors of waits that ended
         with one and were not reported yet (so that none goes unretrieved).
 
-        ``graceful``: a wait whose start request is in flight is cancelled only once that
-        request has its answer (bounded by the request's time limit): cancelling it
-        half-way would leave a start that is not safe to repeat in an unknown outcome.
-        When the caller itself is cancelled, everything is cancelled at once (such a
-        start is then recorded as ``start_outcome_unknown``).
+        ``graceful``: a wait whose request is in flight is cancelled only once that
+        request has its answer (bounded by the request's time limit), which is applied,
+        and whose error, if any, is reported too: cancelling a start half-way would leave
+        a start that is not safe to repeat in an unknown outcome, and an answer that came
+        would be lost. When the caller itself is cancelled, everything is cancelled at
+        once (such a start is then recorded as ``start_outcome_unknown``).
         """
         running = dict(self.running)
         self.running.clear()
         ended = list(self.finished)
         self.finished.clear()
+        # Each wait's step count now: only the request in flight now is waited for.
+        steps = {task: self.ops[number]._steps for task, number in running.items()}
         try:
             while graceful:
-                starting = [
+                in_flight = [
                     task
                     for task, number in running.items()
-                    if not task.done() and self.ops[number]._start_in_flight
+                    if not task.done()
+                    and self.ops[number]._in_flight
+                    and self.ops[number]._steps == steps[task]
                 ]
-                if not starting:
+                if not in_flight:
                     break
-                await asyncio.wait(starting, timeout=_START_GRACE_SLICE)
+                await asyncio.wait(in_flight, timeout=_GRACE_SLICE)
         finally:
             for task in running:
                 task.cancel()
@@ -310,8 +315,8 @@ class _Waits(Generic[AsyncOpT]):
         return errors
 
 
-#: How often a closing ``_Waits`` looks whether a start in flight got its answer (s).
-_START_GRACE_SLICE = 0.01
+#: How often a closing ``_Waits`` looks whether a request in flight got its answer (s).
+_GRACE_SLICE = 0.01
 #: Errors that end one wait without being the operation's failure.
 _PERSONAL = (WaitTimeoutError, WaitCancelledError)
 

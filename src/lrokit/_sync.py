@@ -217,7 +217,7 @@ class Operation(OperationBase[T]):
             raise self._start_unknown_error()
         pipeline = self._pipeline
         while True:
-            self._start_in_flight = True
+            self._in_flight = True
             try:
                 response = pipeline.send(
                     request.method,
@@ -252,7 +252,7 @@ class Operation(OperationBase[T]):
                     break  # the core turns the last answer into StartRejectedError
                 self._response = response
             finally:
-                self._start_in_flight = False
+                self._in_flight = False
             self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
         self._response = response
         try:

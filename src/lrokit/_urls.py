@@ -210,8 +210,6 @@ def redact_text(text: str, names: frozenset[str]) -> str:
     return _TEXT_FIELD.sub(drop, text)
 
 
-
-
 def encode_unsafe(url: str) -> str:
     """``url`` with its non-ASCII characters percent-encoded (as UTF-8), so that tokens,
     headers and every HTTP library read it alike.

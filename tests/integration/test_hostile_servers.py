@@ -242,7 +242,11 @@ class Collector:
             self.strings += _strings_of(error)
 
     def operation(self, operation: Any) -> None:
-        self.strings += [repr(operation), repr(operation.core), _decoded(str(operation.rehydration_token))]
+        self.strings += [
+            repr(operation),
+            repr(operation.core),
+            _decoded(str(operation.rehydration_token)),
+        ]
 
     def spans(self, exporter: InMemorySpanExporter) -> None:
         for span in exporter.get_finished_spans():

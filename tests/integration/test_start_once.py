@@ -46,7 +46,9 @@ _numbers = itertools.count()
 
 SCENARIOS = ["cancelled", "sibling-failed", "dropped"]
 MATRIX = [
-    pytest.param(method, idempotent, scenario, id=f"{method}-{'id' if idempotent else 'plain'}-{scenario}")
+    pytest.param(
+        method, idempotent, scenario, id=f"{method}-{'id' if idempotent else 'plain'}-{scenario}"
+    )
     for method in ("POST", "PUT")
     for idempotent in (False, True)
     for scenario in SCENARIOS
