@@ -220,7 +220,8 @@ class HostileServer:
             return False
         if name == "trickle-body":
             connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10000\r\n\r\n"
             )
             payload = b'{"status": "Running", "pad": "' + b" " * 9000
             for index in range(len(payload)):

@@ -642,7 +642,15 @@ class AsyncOperation(OperationBase[T]):
         # two extra coroutine frames stay alive while each of thousands of polls is in
         # flight (measured: 3.2 -> 4.0 KB per pending operation, 2.1x -> 2.6x the CPU floor).
         headers = {**pipeline.headers, **self._headers} if self._headers else pipeline.headers
-        request = pipeline.request("GET", url, headers, None, timeout, self._body_cap(), {})
+        request = pipeline.request(
+            "GET",
+            url,
+            headers=headers,
+            body=None,
+            timeout=timeout,
+            cap=self._body_cap(),
+            options={},
+        )
         limiter = wait.limiter
         try:
             if limiter is None:

@@ -376,7 +376,15 @@ class AsyncPipeline(BasePipeline):
                 merged = {**merged, "Content-Type": "application/json"}
         limit = self.read_timeout(deadline) if timeout is _PIPELINE_TIMEOUT else timeout
         return await within_time(
-            self.request(method, url, merged, body, limit, cap or self.value_cap, options),
+            self.request(
+                method,
+                url,
+                headers=merged,
+                body=body,
+                timeout=limit,
+                cap=cap or self.value_cap,
+                options=options,
+            ),
             self.time_limit(deadline),
         )
 
@@ -384,6 +392,7 @@ class AsyncPipeline(BasePipeline):
         self,
         method: str,
         url: str,
+        *,
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: Any,

@@ -52,7 +52,6 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._hooks import HookKind, Hooks, PollEvent, StateChange, Subscription
-from ._pipeline import BodyCap, within
 from ._parse import (
     ResponseView,
     StatusUpdate,
@@ -60,9 +59,9 @@ from ._parse import (
     parse_retry_after,
     parse_service_error,
 )
+from ._pipeline import BodyCap, within
 from ._state import OperationState, Trigger, available_triggers
-from ._token import RehydrationToken, TokenPolicy
-from ._token import MAX_URL_LENGTH
+from ._token import MAX_URL_LENGTH, RehydrationToken, TokenPolicy
 from ._urls import OriginPolicy, encode_unsafe, with_api_version
 
 __all__ = [

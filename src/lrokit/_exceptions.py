@@ -45,7 +45,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
-    _ExceptionGroup = ExceptionGroup
+    import builtins
+
+    _ExceptionGroup = builtins.ExceptionGroup
 else:  # pragma: no cover - the backport on Python 3.10
     from exceptiongroup import ExceptionGroup as _ExceptionGroup
 
@@ -410,7 +412,7 @@ class CancelRejectedError(HttpResponseError):
     """
 
 
-class OperationErrorGroup(_ExceptionGroup, LroError):  # type: ignore[misc]
+class OperationErrorGroup(_ExceptionGroup, LroError):
     """The errors of every operation that failed in ``wait_all`` or ``async_wait_all``.
 
     An ``ExceptionGroup`` (the ``exceptiongroup`` backport on Python 3.10), so ``except*``
@@ -421,7 +423,7 @@ class OperationErrorGroup(_ExceptionGroup, LroError):  # type: ignore[misc]
     """
 
     def __new__(cls, message: str, errors: Sequence[Exception]) -> OperationErrorGroup:
-        return super().__new__(cls, message, errors)  # type: ignore[no-any-return]
+        return super().__new__(cls, message, errors)
 
     def derive(self, errors: Sequence[Exception]) -> OperationErrorGroup:  # type: ignore[override]
         """The group's split halves stay :class:`OperationErrorGroup` s."""

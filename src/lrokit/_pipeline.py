@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urljoin
 
@@ -92,7 +92,7 @@ class CappedBody:
         # A body of known length is held in a buffer of exactly that size (a growing one
         # may over-allocate by an eighth); BytesIO shares the zeros until written.
         sized = expected is not None and not encoding
-        self._buffer = io.BytesIO(bytes(expected)) if sized else io.BytesIO()
+        self._buffer = io.BytesIO(bytes(expected or 0)) if sized else io.BytesIO()
         self._encoding = encoding
         self._fed = False
         self._decoder: Any = self._new_decoder(encoding) if encoding in _DECODED_HERE else None
@@ -495,7 +495,7 @@ class Pipeline(BasePipeline):
         finally:
             _STOP_AT.reset(mark)
         response._content = body
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]
         response.close()  # hands the connection back to the pool
         return response
 

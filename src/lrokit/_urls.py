@@ -215,8 +215,8 @@ def encode_unsafe(url: str) -> str:
     headers and every HTTP library read it alike.
 
     Header values arrive decoded as Latin-1 by ``http.client``: a raw UTF-8 header
-    (``/ops/中/1``) comes as ``/ops/ä¸\xad/1``. Such text is re-encoded to its original
-    bytes first, so it becomes ``/ops/%E4%B8%AD/1`` as the service meant it.
+    (``/ops/中/1``) comes as ``"/ops/\xe4\xb8\xad/1"``. Such text is re-encoded to its
+    original bytes first, so it becomes ``/ops/%E4%B8%AD/1`` as the service meant it.
     """
     if url.isascii():
         return url

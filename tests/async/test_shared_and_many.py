@@ -15,10 +15,10 @@ import responses
 from async_helpers import MockHttp
 
 from lrokit import (
-    OperationErrorGroup,
     AsyncOperation,
     AsyncPipeline,
     Operation,
+    OperationErrorGroup,
     OperationState,
     Pipeline,
     PollingPolicy,

@@ -22,7 +22,6 @@ import responses
 from async_helpers import Answer, MockHttp
 
 from lrokit import (
-    StartOutcomeUnknownError,
     AsyncOperation,
     AsyncPipeline,
     Operation,
@@ -34,6 +33,7 @@ from lrokit import (
     PollRejectedError,
     ProtocolError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
     StartRejectedError,
     WaitTimeoutError,
 )

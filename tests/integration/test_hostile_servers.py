@@ -299,7 +299,8 @@ def test_no_string_holds_a_secret_planted_in_every_url_field_sync(traced, caplog
     kinds = {type(error).__name__ for error in seen.errors}
     assert {"ProtocolError", "RetriesExhaustedError", "PollTransportError"} <= kinds
     assert any(isinstance(error, CancelRejectedError) for error in seen.errors)
-    assert final.core.final_url is not None and SECRET in final.core.final_url
+    assert final.core.final_url is not None
+    assert SECRET in final.core.final_url  # the secret was really in the final URL
     assert len(seen.strings) > 50
     assert [s for s in seen.strings if SECRET in s] == []
 
