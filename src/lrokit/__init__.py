@@ -7,7 +7,12 @@ the six usage patterns, hooks, manual driving and rehydration.
 from __future__ import annotations
 
 from ._async import AsyncOperation
-from ._async_pipeline import AsyncPipeline, AsyncSender, HttpxSender, SupportsAsyncPipeline
+from ._async_pipeline import (
+    AsyncPipeline,
+    AsyncSender,
+    HttpxSender,
+    SupportsAsyncPipeline,
+)
 from ._base import PollUpdate
 from ._core import Action, Decision, FinalStateVia, OperationCore, PollingProtocol, ProtocolOptions
 from ._delay import (

@@ -328,6 +328,8 @@ class BasePipeline:
         a ``(connect, read)`` pair), cut to the time left before ``deadline`` (on
         :attr:`clock`); None when neither bounds it."""
         configured = self.request_timeout
+        if deadline is None and not isinstance(configured, tuple):
+            return configured  # every poll without a deadline: kept short
         total = sum(configured) if isinstance(configured, tuple) else configured
         if deadline is None:
             return total
@@ -482,6 +484,7 @@ class Pipeline(BasePipeline):
         if "timeout" not in kwargs:
             kwargs["timeout"] = self.read_timeout(deadline)
         kwargs.setdefault("allow_redirects", False)
+        kwargs.pop("stream", None)  # always streamed: the body is read here, within the cap
         seconds = self.time_limit(deadline)
         stop_at = None if seconds is None else time.monotonic() + seconds
         mark = _STOP_AT.set(stop_at)
