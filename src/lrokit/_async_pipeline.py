@@ -24,6 +24,7 @@ from ._pipeline import (
     DEFAULT_MAX_STATUS_BODY_BYTES,
     DEFAULT_MAX_VALUE_BODY_BYTES,
     DEFAULT_REQUEST_TIMEOUT,
+    STOP_AT,
     BasePipeline,
     BodyCap,
     CappedBody,
@@ -111,7 +112,7 @@ class TimeBound:
     cancellation. A context manager rather than a coroutine, so that a request in flight
     keeps no extra frame alive."""
 
-    __slots__ = ("_task", "_watchdog", "expired", "index", "stop_at")
+    __slots__ = ("_mark", "_task", "_watchdog", "expired", "index", "stop_at")
 
     def __init__(self, watchdog: _Watchdog, seconds: float | None) -> None:
         self._watchdog = watchdog
@@ -119,11 +120,15 @@ class TimeBound:
         self.expired = False
         self.index = 0
         self._task: asyncio.Task[Any] | None = None
+        self._mark: Any = None
 
     async def __aenter__(self) -> TimeBound:
         if self.stop_at >= 0:
             self._task = asyncio.current_task()
             self._watchdog.file(self)
+            # A sender reading a body that never pauses checks this between chunks (the
+            # watchdog's task may not get a turn while data keeps arriving).
+            self._mark = STOP_AT.set(self.stop_at)
         return self
 
     def expire(self) -> None:
@@ -133,6 +138,8 @@ class TimeBound:
             self._task.cancel()
 
     async def __aexit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self._mark is not None:
+            STOP_AT.reset(self._mark)
         if not self.expired:
             if self._task is not None:
                 self._watchdog.unfile(self)
@@ -320,8 +327,11 @@ class HttpxSender:
                 length = response.headers.get("content-length") if not encoding else None
                 reader = CappedBody(encoding if ours else "", cap, url, length)
                 chunks = response.aiter_raw() if ours else response.aiter_bytes()
+                stop_at = STOP_AT.get()
                 async for chunk in chunks:
                     reader.feed(chunk)
+                    if stop_at is not None and time.monotonic() >= stop_at:
+                        raise TimeoutError("the request ran past its time limit")
                 response._content = reader.finish()
         except UnreadableBodyError as error:
             raise self._decoding_error(str(error), request=request) from error

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_MAX_STATUS_BODY_BYTES",
     "DEFAULT_MAX_VALUE_BODY_BYTES",
     "DEFAULT_REQUEST_TIMEOUT",
+    "STOP_AT",
     "BasePipeline",
     "BodyCap",
     "CappedBody",
@@ -168,8 +169,9 @@ class CappedBody:
 # -- a bound on the whole request, for requests ------------------------------------------------
 
 #: The time (``time.monotonic()``) by which the request being sent in this context must
-#: have been read completely, or None. Set by :meth:`Pipeline.send` around one request.
-_STOP_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+#: have been read completely, or None. Set around one request by :meth:`Pipeline.send`, and
+#: by the async pipeline's ``TimeBound`` (its sender checks it between chunks of a body).
+STOP_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "lrokit_stop_at", default=None
 )
 
@@ -208,7 +210,7 @@ class _TimedResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        stop_at = _STOP_AT.get()
+        stop_at = STOP_AT.get()
         if stop_at is not None:
             self.fp.close()
             self.fp = io.BufferedReader(
@@ -487,7 +489,7 @@ class Pipeline(BasePipeline):
         kwargs.pop("stream", None)  # always streamed: the body is read here, within the cap
         seconds = self.time_limit(deadline)
         stop_at = None if seconds is None else time.monotonic() + seconds
-        mark = _STOP_AT.set(stop_at)
+        mark = STOP_AT.set(stop_at)
         try:
             response = self.session.request(method, url, headers=merged, stream=True, **kwargs)
             try:
@@ -496,7 +498,7 @@ class Pipeline(BasePipeline):
                 response.close()  # not fully read: the connection is not reused
                 raise
         finally:
-            _STOP_AT.reset(mark)
+            STOP_AT.reset(mark)
         response._content = body
         response._content_consumed = True  # type: ignore[attr-defined]
         response.close()  # hands the connection back to the pool
