@@ -14,7 +14,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -52,7 +52,6 @@ AsyncSleeper = Callable[[float, "asyncio.Event | None"], Awaitable[bool]]
 _encode_json = msgspec.json.Encoder().encode
 #: ``timeout=`` not given to :meth:`AsyncPipeline.send`: the pipeline's ``request_timeout``.
 _PIPELINE_TIMEOUT: Any = object()
-R = TypeVar("R")
 
 
 #: How often the watchdog looks for requests past their time limit (seconds): the most a
@@ -368,7 +367,8 @@ class AsyncPipeline(BasePipeline):
         request_timeout: the bound on each whole request (connect, headers and body), in
             seconds, or a ``(connect, read)`` pair (given to the sender per phase, and
             their sum bounds the whole); cut to a wait's time left. The request is
-            cancelled at the bound (``asyncio`` timeouts), whatever the server does.
+            cancelled at the bound by the pipeline's watchdog (see :class:`TimeBound`),
+            whatever the server does.
         max_status_body_bytes: the cap on a status answer's decoded body.
         max_value_body_bytes: the cap on the decoded body of an answer that may hold the
             value; see :class:`~lrokit.Pipeline`.
