@@ -37,6 +37,7 @@ from ._delay import (
 from ._exceptions import (
     CancelNotSupportedError,
     CancelRejectedError,
+    InvalidTokenError,
     InvalidTransitionError,
     LroError,
     OperationCanceledError,
@@ -61,7 +62,7 @@ from ._parse import (
 )
 from ._pipeline import BodyCap, within
 from ._state import OperationState, Trigger, available_triggers
-from ._token import MAX_URL_LENGTH, RehydrationToken, TokenPolicy
+from ._token import RehydrationToken, TokenPolicy
 from ._urls import OriginPolicy, encode_unsafe, with_api_version
 
 __all__ = [
@@ -300,11 +301,6 @@ class OperationBase(Generic[T]):
     ) -> OperationCore:
         # trusted: the pipeline built ``url`` from its trusted endpoint (see _endpoint_url).
         url = encode_unsafe(url)  # as every URL a service sends: tokens read it back alike
-        if len(url) > MAX_URL_LENGTH:
-            raise ValueError(
-                f"the start URL has {len(url)} characters; lrokit follows URLs of at most"
-                f" {MAX_URL_LENGTH} (the most a rehydration token holds)"
-            )
         return OperationCore(
             method,
             url if trusted else pipeline.origin_policy.check(url),
@@ -481,6 +477,14 @@ class OperationBase(Generic[T]):
             return core.token(start_operation_id=self._start_operation_id())
         return core.token()
 
+    def _token_text(self) -> str | None:
+        """The token's text for an error, or None when no token can be written (a URL
+        longer than tokens hold: see :meth:`OperationCore.token`)."""
+        try:
+            return str(self.rehydration_token)
+        except InvalidTokenError:
+            return None
+
     @property
     def value(self) -> T:
         """The operation's result.
@@ -533,7 +537,7 @@ class OperationBase(Generic[T]):
             raise ProtocolError(
                 f"the operation's result does not match {type(self).value_type!r}: {error}",
                 response=self._response,
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             ) from error
 
     def _outcome_error(
@@ -545,7 +549,7 @@ class OperationBase(Generic[T]):
             f"the operation {verb}{detail}",
             response=self._response,
             service_error=service_error,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
         )
 
     # -- waiting (no I/O) ---------------------------------------------------------------------
@@ -626,7 +630,7 @@ class OperationBase(Generic[T]):
         return WaitTimeoutError(
             f"the operation did not complete within {timeout} s (state {state.value})",
             state=state,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
             status=self._core.status,
         )
 
@@ -635,7 +639,7 @@ class OperationBase(Generic[T]):
             f"the wait was cancelled (state {self._core.state.value}); the operation can be "
             "waited on again or resumed from its token",
             state=self._core.state,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
             status=self._core.status,
         )
 
@@ -654,7 +658,7 @@ class OperationBase(Generic[T]):
                 status_code=status_code,
                 failures=failures,
                 response=response,
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             )
 
     def _transport_failed(self, error: Exception) -> PollTransportError:
@@ -676,7 +680,7 @@ class OperationBase(Generic[T]):
             f" {self._failures} of at most {limit} in a row, the state is unchanged",
             failures=self._failures,
             retries_left=limit - self._failures,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
         )
         failure.__cause__ = error
         return failure
@@ -780,7 +784,7 @@ class OperationBase(Generic[T]):
                 and self._core.next_action is not None
                 and not isinstance(error, StartRejectedError)
             ):
-                error.rehydration_token = str(self.rehydration_token)
+                error.rehydration_token = self._token_text()
 
     def _body_cap(self) -> BodyCap:
         """The cap on the answer to the next request: the status cap for a status monitor's
@@ -882,7 +886,7 @@ class OperationBase(Generic[T]):
                 status_code=code,
                 response=view.raw,
                 service_error=parse_service_error(document),
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             )
         vocabulary = self._core.options.vocabulary
         if raw_status is None or vocabulary(raw_status) is not OperationState.CANCELED:

@@ -662,20 +662,13 @@ class OperationCore:
         return with_api_version(resolve(base, encode_unsafe(reference)), self.api_version)
 
     def _accept(self, url: str) -> str:
-        """``url`` if the operation may request it and its token can hold it.
+        """``url`` if the operation may request it.
 
         Raises:
             UntrustedOriginError: outside the trusted origins.
-            ProtocolError: longer than a token's URL may be (the service's URL is refused
-                when it arrives, not later when a token is read).
         """
         if self.origin_policy is not None:
             self.origin_policy.check(url)
-        if len(url) > MAX_URL_LENGTH:
-            raise ProtocolError(
-                f"the service sent a URL of {len(url)} characters; lrokit follows URLs of at"
-                f" most {MAX_URL_LENGTH} (the most a rehydration token holds)"
-            )
         return url
 
     # -- tokens ----------------------------------------------------------------------------
@@ -747,13 +740,31 @@ class OperationCore:
         )
 
     def token(self, *, start_operation_id: str | None = None) -> RehydrationToken:
-        """This operation's rehydration token, signed when the token policy has a signer."""
-        return RehydrationToken._written(
-            self.snapshot(start_operation_id=start_operation_id), self.token_policy.signer
-        )
+        """This operation's rehydration token, signed when the token policy has a signer.
+
+        Raises:
+            InvalidTokenError: a URL of the operation is longer than a token holds (2,048
+                characters as stored): such an operation is followed, but cannot be
+                resumed from a token, and no token the reader would refuse is written.
+        """
+        fields = self.snapshot(start_operation_id=start_operation_id)
+        for name in ("initial_url", "polling_url", "location_url", "final_url"):
+            url = getattr(fields, name)
+            if url is not None and len(url) > MAX_URL_LENGTH:
+                raise InvalidTokenError(
+                    f"no token can be written for this operation: its {name} has {len(url)}"
+                    f" characters, more than the {MAX_URL_LENGTH} a token holds; it can be"
+                    " followed, but not resumed from a token"
+                )
+        return RehydrationToken._written(fields, self.token_policy.signer)
 
     def _token_or_none(self) -> str | None:
-        return str(self.token()) if self.next_action is not None else None
+        if self.next_action is None:
+            return None
+        try:
+            return str(self.token())
+        except InvalidTokenError:
+            return None  # a URL longer than tokens hold: no token for this operation
 
     @classmethod
     def restore(
