@@ -992,8 +992,9 @@ def test_restore_checks_the_kind() -> None:
     core = make("POST", kind="pkg.CreateThing")
     core.receive(view(202, None, {"Operation-Location": MONITOR}))
     token = core.token()
-    with pytest.raises(InvalidTokenError, match=r"pkg\.CreateThing"):
+    with pytest.raises(InvalidTokenError, match="kind field") as info:
         OperationCore.restore(token, kind="pkg.DeleteThing")
+    assert "CreateThing" not in str(info.value)  # the token's content is never echoed
     assert OperationCore.restore(token, kind="pkg.CreateThing").kind == "pkg.CreateThing"
     anonymous = monitor_core().token()
     assert OperationCore.restore(anonymous, kind="pkg.DeleteThing").state is S.RUNNING

@@ -42,6 +42,7 @@ from lrokit import (
     RehydrationToken,
     ResponseView,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
     StartRejectedError,
     StateChange,
     UntrustedOriginError,
@@ -633,8 +634,13 @@ def test_a_post_start_is_never_repeated_blindly(rsps, pipeline) -> None:
         Operation.start(pipeline, "POST", JOBS)
     assert info.value.status_code == 502
     rsps.replace(responses.POST, JOBS, body=requests.ConnectionError("reset"))
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(StartOutcomeUnknownError) as lost:
         Operation.start(pipeline, "POST", JOBS)
+    assert isinstance(lost.value.__cause__, requests.ConnectionError)
+    assert (lost.value.method, lost.value.reason) == ("POST", "no answer")
+    assert lost.value.operation.start_outcome_unknown
+    with pytest.raises(StartOutcomeUnknownError):
+        lost.value.operation.wait_for_completion()  # not sent again
     assert len(rsps.calls) == 2
     assert all("Operation-Id" not in c.request.headers for c in rsps.calls)
 

@@ -26,6 +26,7 @@ from ._delay import (
     PollingPolicy,
 )
 from ._exceptions import (
+    BodyTooLargeError,
     CancelNotSupportedError,
     CancelRejectedError,
     HookError,
@@ -38,12 +39,14 @@ from ._exceptions import (
     NothingToPollError,
     OperationCanceledError,
     OperationError,
+    OperationErrorGroup,
     OperationFailedError,
     OperationNotCompleteError,
     PollRejectedError,
     PollTransportError,
     ProtocolError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
     StartRejectedError,
     TokenOriginError,
     UntrustedOriginError,
@@ -54,7 +57,7 @@ from ._hooks import HookKind, PollEvent, ResponseEvent, StateChange, Subscriptio
 from ._many import WaitResult, as_completed, wait_all
 from ._observe import disable_tracing, enable_tracing
 from ._parse import ResponseView, ServiceError, StatusUpdate, StatusVocabulary
-from ._pipeline import Pipeline, SupportsPipeline
+from ._pipeline import BodyCap, Pipeline, SupportsPipeline
 from ._signing import TokenSigner
 from ._state import TERMINAL_STATES, TRANSITIONS, OperationState, Trigger
 from ._sync import Operation
@@ -87,6 +90,8 @@ __all__ = [
     "AsyncOperation",
     "AsyncPipeline",
     "AsyncSender",
+    "BodyCap",
+    "BodyTooLargeError",
     "CancelNotSupportedError",
     "CancelRejectedError",
     "Decision",
@@ -110,6 +115,7 @@ __all__ = [
     "OperationCanceledError",
     "OperationCore",
     "OperationError",
+    "OperationErrorGroup",
     "OperationFailedError",
     "OperationNotCompleteError",
     "OperationState",
@@ -129,6 +135,7 @@ __all__ = [
     "ResponseView",
     "RetriesExhaustedError",
     "ServiceError",
+    "StartOutcomeUnknownError",
     "StartRejectedError",
     "StateChange",
     "StatusUpdate",

@@ -37,11 +37,11 @@ from ._base import (
     Wait,
     WaitStep,
     bounded_step,
+    lost_because,
 )
-from ._base import within as _within
 from ._core import Decision, OperationCore, ProtocolOptions
 from ._delay import DelayStrategy
-from ._exceptions import HookError, LroError, PollTransportError
+from ._exceptions import HookError, LroError, PollTransportError, StartRejectedError
 from ._parse import ResponseView
 from ._token import RehydrationToken
 from ._urls import with_params
@@ -194,49 +194,63 @@ class AsyncOperation(OperationBase[T]):
         if _observe.tracer is not None and self._span is None:
             return await self._atraced(self._send_start, "lrokit.start", wait)
         request = self._start_request
-        if request is None or self._core.next_action is not None:
+        core = self._core
+        if request is None or core.next_action is not None:
             raise LroError("this operation has no start request left to send")
+        if self._start_lost is not None:
+            raise self._start_unknown_error()
         pipeline = self._pipeline
-        errors = pipeline.sender.transport_errors
+        errors = pipeline.transport_errors
+        limiter = wait.limiter
         while True:
-            kwargs = request.kwargs
-            if wait.deadline is not None and "timeout" not in kwargs:
-                remaining = wait.deadline - pipeline.clock()
-                kwargs = {**kwargs, "timeout": _within(pipeline.request_timeout, remaining)}
+            if limiter is not None and not limiter.try_take():
+                await limiter.take()  # not sent yet: cancelling here loses nothing
+            self._in_flight = True
             try:
-                view = await self._send(
-                    wait,
+                view = await pipeline.send(
                     request.method,
                     request.url,
                     headers=request.headers,
                     json=request.json,
-                    **kwargs,
+                    deadline=wait.deadline,
+                    cap=pipeline.value_cap,
+                    **request.kwargs,
                 )
             except errors as error:
-                if wait.deadline is not None and pipeline.clock() >= wait.deadline:
+                timed_out = wait.deadline is not None and pipeline.clock() >= wait.deadline
+                if not pipeline.never_sent(error):
+                    lost = self._start_maybe_sent("deadline" if timed_out else "no answer")
+                    if lost is not None:
+                        raise lost from error
+                if timed_out:
                     raise self._timeout_error(wait.limit) from error
                 delay = self._start_fault(request.method, 0, None)
                 if delay is None:
                     raise
+            except BaseException as error:  # a cancelled task, an oversized answer, ...
+                self._start_maybe_sent(lost_because(error))
+                raise
             else:
                 self._response = _raw(view)
                 delay = self._start_answer_fault(view)
                 if delay is None:
                     break  # the core applies it (the last transient one: StartRejectedError)
+            finally:
+                self._in_flight = False
+                if limiter is not None:
+                    limiter.give()
             await self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
-        self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
-        return self._response
-
-    async def _send(self, wait: Wait, method: str, url: str, **kwargs: Any) -> ResponseView:
-        limiter = wait.limiter
-        if limiter is None:
-            return await self._pipeline.send(method, url, **kwargs)
-        if not limiter.try_take():
-            await limiter.take()
         try:
-            return await self._pipeline.send(method, url, **kwargs)
+            self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
+        except StartRejectedError:
+            raise  # the service said no: the start may be sent again
+        except BaseException:
+            self._start_maybe_sent("the answer could not be used")
+            raise
         finally:
-            limiter.give()
+            if core.next_action is not None:
+                self._start_request = None
+        return self._response
 
     async def _sleep(self, step: WaitStep, wait: Wait) -> None:
         """Sleep one step of a wait, honouring its stop handle and deadline."""
@@ -377,6 +391,7 @@ class AsyncOperation(OperationBase[T]):
             return await action(wait)
         except BaseException as error:
             failure = error
+            self._own(error)
             raise
         finally:
             self._steps += 1
@@ -615,33 +630,34 @@ class AsyncOperation(OperationBase[T]):
         url = self._core.next_request_url
         assert url is not None
         pipeline = self._pipeline
-        timeout = pipeline.request_timeout
-        if wait.deadline is not None:
-            # A deadline bounds the request in flight too, not just the sleeps.
-            timeout = _within(timeout, wait.deadline - pipeline.clock())
-        # The sender is called here, not through _send and AsyncPipeline.send: their two
-        # extra coroutine frames stay alive while each of thousands of polls is in flight
-        # (measured: 3.2 -> 4.0 KB per pending operation, 2.1x -> 2.6x the CPU floor).
-        sender = pipeline.sender
+        deadline = wait.deadline
+        # A deadline bounds the request in flight too (headers and body), not just sleeps.
+        timeout = pipeline.request_timeout if deadline is None else pipeline.read_timeout(deadline)
+        # The sender's call is made here, not through _send and AsyncPipeline.send: their
+        # two extra coroutine frames stay alive while each of thousands of polls is in
+        # flight (measured: 3.2 -> 4.0 KB per pending operation, 2.1x -> 2.6x the CPU floor).
         headers = {**pipeline.headers, **self._headers} if self._headers else pipeline.headers
+        cap = self._body_cap()
         limiter = wait.limiter
         try:
-            if limiter is None:
-                view = await sender.send("GET", url, headers=headers, body=None, timeout=timeout)
-            else:
-                if not limiter.try_take():
-                    await limiter.take()
-                try:
-                    view = await sender.send(
-                        "GET", url, headers=headers, body=None, timeout=timeout
+            if limiter is not None and not limiter.try_take():
+                await limiter.take()
+            self._in_flight = True
+            try:
+                async with pipeline.time_bound(deadline):
+                    view = await pipeline.request(
+                        "GET", url, headers=headers, body=None, timeout=timeout, cap=cap, options={}
                     )
-                finally:
+            finally:
+                if limiter is not None:
                     limiter.give()
-        except sender.transport_errors as error:
+        except pipeline.transport_errors as error:
             if wait.deadline is not None and pipeline.clock() >= wait.deadline:
                 raise self._timeout_error(wait.limit) from error
             return self._transport_failed(error)  # type: ignore[arg-type]
-        raw = self._response = _raw(view)
+        finally:
+            self._in_flight = False
+        raw = self._response = _raw(pipeline.checked(view, cap))
         self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
         return raw
 
@@ -660,7 +676,10 @@ class AsyncOperation(OperationBase[T]):
         """
         self._check_cancellable()
         method, url = self.cancel_target()
-        view = await self._pipeline.send(method, url, headers=self._headers)
+        pipeline = self._pipeline
+        view = await pipeline.send(
+            method, url, headers=self._headers, cap=pipeline.body_cap(status=True)
+        )
 
         async def apply(wait: Wait) -> Any:
             self._response = _raw(view)

@@ -3,8 +3,9 @@
 
 One task per operation (each respecting its own delays), the requests in flight bounded with
 a semaphore (``max_in_flight``). An operation's own errors are raised as a single wait would
-raise them (the other operations are left as they are, resumable), and the deadline and stop
-handle are shared.
+raise them in the iterator; :func:`async_wait_all` reports every failure in one
+:class:`~lrokit.OperationErrorGroup`. The other operations are left as they are, resumable
+(a start in flight gets its answer first), and the deadline and stop handle are shared.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from ._async import AsyncOperation, Limiter
 from ._delay import DelayStrategy, as_seconds
 from ._exceptions import WaitCancelledError, WaitTimeoutError
-from ._many import WaitResult, finished, split, unique
+from ._many import WaitResult, finished, group, split, unique
 
 __all__ = ["async_as_completed", "async_wait_all"]
 
@@ -45,6 +46,7 @@ class _Waits(Generic[AsyncOpT]):
             raise ValueError("max_in_flight must be at least 1")
         # Each operation has at most one request in flight: a bound of N or more is none.
         limiter = Limiter(max_in_flight) if max_in_flight < len(ops) else None
+        self.ops = ops
         self.finished: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.ready = asyncio.Event()
         self.running: dict[asyncio.Future[None], int] = {}
@@ -80,15 +82,53 @@ class _Waits(Generic[AsyncOpT]):
         """Waits not reported yet."""
         return len(self.running) + len(self.finished)
 
-    async def close(self) -> None:
+    async def close(self, *, graceful: bool) -> list[tuple[int, Exception]]:
         """Cancel the waits still running and let them unwind (each leaves its operation
-        as it was before its request in flight)."""
-        tasks = list(self.running)
+        as it was before its request in flight); returns the errors of waits that ended
+        with one and were not reported yet (so that none goes unretrieved).
+
+        ``graceful``: a wait whose request is in flight is cancelled only once that
+        request has its answer (bounded by the request's time limit), which is applied,
+        and whose error, if any, is reported too: cancelling a start half-way would leave
+        a start that is not safe to repeat in an unknown outcome, and an answer that came
+        would be lost. When the caller itself is cancelled, everything is cancelled at
+        once (such a start is then recorded as ``start_outcome_unknown``).
+        """
+        running = dict(self.running)
         self.running.clear()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        ended = list(self.finished)
+        self.finished.clear()
+        # Each wait's step count now: only the request in flight now is waited for.
+        steps = {task: self.ops[number]._steps for task, number in running.items()}
+        try:
+            while graceful:
+                in_flight = [
+                    task
+                    for task, number in running.items()
+                    if not task.done()
+                    and self.ops[number]._in_flight
+                    and self.ops[number]._steps == steps[task]
+                ]
+                if not in_flight:
+                    break
+                await asyncio.wait(in_flight, timeout=_GRACE_SLICE)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        errors: list[tuple[int, Exception]] = []
+        for number, task in [*ended, *((n, t) for t, n in running.items())]:
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
+                errors.append((number, error))
+        return errors
+
+
+#: How often a closing ``_Waits`` looks whether a request in flight got its answer (s).
+_GRACE_SLICE = 0.01
+#: Errors that end one wait without being the operation's failure.
+_PERSONAL = (WaitTimeoutError, WaitCancelledError)
 
 
 def _done_future() -> asyncio.Future[None]:
@@ -124,6 +164,7 @@ async def async_as_completed(
         return
     waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
     stopped = False
+    graceful = False
     try:
         while waits.left:
             for number, task in await waits.batch():
@@ -136,13 +177,14 @@ async def async_as_completed(
                         f" {as_seconds(timeout or 0)} s; they are resumable"
                     ) from None
                 elif error is not None:
+                    graceful = True
                     raise error
                 else:
                     yield ops[number]
             if stopped:
                 return
     finally:
-        await waits.close()
+        await waits.close(graceful=graceful)
 
 
 async def async_wait_all(
@@ -160,20 +202,26 @@ async def async_wait_all(
     completed by then are in ``pending``. Cancelling the awaiting task cancels every wait.
 
     Raises:
-        LroError: an operation's wait failed (``PollRejectedError``,
-            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``, ...); the other
-            waits are cancelled, their operations left as they are.
+        OperationErrorGroup: one or more waits failed (``PollRejectedError``,
+            ``RetriesExhaustedError``, ``ProtocolError``, ``HookError``,
+            ``StartOutcomeUnknownError``, ...): the other waits are cancelled (a start in
+            flight gets its answer first) and the group holds every error that ended a
+            wait by then, each naming its operation (``error.operation``), in the order
+            the operations were given. Their operations are left as they are.
     """
     ops = unique(operations)
     waits = _Waits(ops, polling_interval, timeout, cancel, max_in_flight)
+    failures: list[tuple[int, Exception]] = []
     try:
-        while waits.left:
-            for _, task in await waits.batch():
+        while waits.left and not failures:
+            for number, task in await waits.batch():
                 error = None if task.cancelled() else task.exception()
-                if error is not None and not isinstance(
-                    error, (WaitTimeoutError, WaitCancelledError)
-                ):
-                    raise error
-    finally:
-        await waits.close()
+                if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
+                    failures.append((number, error))
+    except BaseException:
+        await waits.close(graceful=False)  # the caller was cancelled: at once
+        raise
+    failures += await waits.close(graceful=True)
+    if failures:
+        raise group([error for _, error in sorted(failures, key=lambda f: f[0])], len(ops))
     return split(ops)

@@ -26,6 +26,7 @@ from ._core import (
     Action,
     Decision,
     OperationCore,
+    PollingProtocol,
     ProtocolOptions,
     start_is_retried,
 )
@@ -41,15 +42,19 @@ from ._exceptions import (
     CancelNotSupportedError,
     CancelRejectedError,
     HookError,
+    InvalidTokenError,
     InvalidTransitionError,
     LroError,
     MalformedBodyError,
     OperationCanceledError,
+    OperationError,
     OperationFailedError,
     OperationNotCompleteError,
     PollTransportError,
     ProtocolError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
+    StartRejectedError,
     WaitCancelledError,
     WaitTimeoutError,
 )
@@ -60,9 +65,10 @@ from ._parse import (
     parse_retry_after,
     parse_service_error,
 )
+from ._pipeline import BodyCap, within
 from ._state import OperationState, Trigger, available_triggers
 from ._token import RehydrationToken, TokenPolicy
-from ._urls import OriginPolicy, with_api_version
+from ._urls import OriginPolicy, encode_unsafe, with_api_version
 
 __all__ = [
     "NO_BODY",
@@ -76,6 +82,7 @@ __all__ = [
     "Wait",
     "WaitStep",
     "bounded_step",
+    "lost_because",
     "within",
 ]
 
@@ -137,6 +144,10 @@ class PipelineSettings(Protocol):
         """An absolute URL for ``path`` relative to the endpoint."""
         ...
 
+    def body_cap(self, *, status: bool) -> BodyCap:
+        """The cap on a status answer's body (``status``) or on one that may hold the value."""
+        ...
+
 
 class WaitStep(NamedTuple):
     """What a wait loop does next: sleep ``seconds``, then poll, or raise ``timeout``."""
@@ -153,6 +164,13 @@ def bounded_step(delay: float, deadline: float | None, now: float) -> WaitStep:
         if remaining <= 0 or delay >= remaining:
             return WaitStep(max(0.0, remaining), True)
     return WaitStep(delay, False)
+
+
+def lost_because(error: BaseException) -> str:
+    """How a start request in flight ended without an answer, in a few words."""
+    if isinstance(error, Exception):
+        return f"{type(error).__name__} while it was in flight"
+    return "cancelled while it was in flight"
 
 
 class Wait(NamedTuple):
@@ -175,19 +193,6 @@ class Wait(NamedTuple):
 #: Single requests (``update_status``, ``send_start``): no interval, deadline or handle.
 NO_WAIT = Wait(None, None, 0.0, None)
 _new_tuple = tuple.__new__
-
-
-def within(
-    configured: float | tuple[float, float] | None, remaining: float
-) -> float | tuple[float, float]:
-    """The pipeline's per-request timeout, shortened to the time left before a deadline."""
-    left = max(remaining, 0.001)  # transports refuse 0; the deadline check follows anyway
-    if configured is None:
-        return left
-    if isinstance(configured, tuple):
-        connect, read = configured
-        return (min(connect, left), min(read, left))
-    return min(configured, left)
 
 
 class StartRequest(NamedTuple):
@@ -290,6 +295,11 @@ class OperationBase(Generic[T]):
         # Whether the start request carries an Operation-Id, which makes it safe to repeat.
         self._start_has_operation_id = False
         self._start_request: StartRequest | None = None
+        # Why the start's outcome is unknown (it may have reached the service; see
+        # start_outcome_unknown), or None; and whether a request (the async driver's start
+        # or poll, the sync driver's start) is in flight: async_wait_all lets it finish.
+        self._start_lost: str | None = None
+        self._in_flight = False
         # The decision of the last processed response (what poll_iter yields from).
         self._decision: Decision | None = None
         # Awaitables returned by coroutine hooks, for the async driver to await (a list once
@@ -332,6 +342,7 @@ class OperationBase(Generic[T]):
         trusted: bool = False,
     ) -> OperationCore:
         # trusted: the pipeline built ``url`` from its trusted endpoint (see _endpoint_url).
+        url = encode_unsafe(url)  # as every URL a service sends: tokens read it back alike
         return OperationCore(
             method,
             url if trusted else pipeline.origin_policy.check(url),
@@ -457,6 +468,18 @@ class OperationBase(Generic[T]):
         return self._core.state.is_terminal
 
     @property
+    def start_outcome_unknown(self) -> bool:
+        """Whether the start request may have reached the service without its answer
+        arriving (cancelled in flight, connection lost after sending, deadline).
+
+        Such an operation stays ``NotStarted`` and is never sent again by lrokit unless
+        its start is safe to repeat (PUT, DELETE, an ``Operation-Id``): every
+        request-making call raises :class:`~lrokit.StartOutcomeUnknownError`. A safe start
+        never enters this condition; it is sent again by the next wait.
+        """
+        return self._start_lost is not None
+
+    @property
     def status(self) -> StatusUpdate | None:
         """The last parsed status report, or None before the first one."""
         return self._core.status
@@ -524,6 +547,14 @@ class OperationBase(Generic[T]):
             return core.token(start_operation_id=self._start_operation_id())
         return core.token()
 
+    def _token_text(self) -> str | None:
+        """The token's text for an error, or None when no token can be written (a URL
+        longer than tokens hold: see :meth:`OperationCore.token`)."""
+        try:
+            return str(self.rehydration_token)
+        except InvalidTokenError:
+            return None
+
     @property
     def value(self) -> T:
         """The operation's result.
@@ -576,7 +607,7 @@ class OperationBase(Generic[T]):
             raise ProtocolError(
                 f"the operation's result does not match {type(self).value_type!r}: {error}",
                 response=self._response,
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             ) from error
 
     def _outcome_error(
@@ -588,7 +619,7 @@ class OperationBase(Generic[T]):
             f"the operation {verb}{detail}",
             response=self._response,
             service_error=service_error,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
         )
 
     # -- waiting (no I/O) ---------------------------------------------------------------------
@@ -669,7 +700,7 @@ class OperationBase(Generic[T]):
         return WaitTimeoutError(
             f"the operation did not complete within {timeout} s (state {state.value})",
             state=state,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
             status=self._core.status,
         )
 
@@ -678,7 +709,7 @@ class OperationBase(Generic[T]):
             f"the wait was cancelled (state {self._core.state.value}); the operation can be "
             "waited on again or resumed from its token",
             state=self._core.state,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
             status=self._core.status,
         )
 
@@ -697,7 +728,7 @@ class OperationBase(Generic[T]):
                 status_code=status_code,
                 failures=failures,
                 response=response,
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             )
 
     def _transport_failed(self, error: Exception) -> PollTransportError:
@@ -706,19 +737,20 @@ class OperationBase(Generic[T]):
         Returns the error that ``update_status`` raises (``wait_for_completion`` just backs
         off); raises :class:`RetriesExhaustedError` once the retry budget is spent.
         """
+        said = self._settings.tokens.redact_text(f"{type(error).__name__}: {error}")
         try:
-            self._count_fault(0, None, f"no answer ({type(error).__name__}: {error})")
+            self._count_fault(0, None, f"no answer ({said})")
         except RetriesExhaustedError as exhausted:
             raise exhausted from error
         self._back_off(None)
         self._decision = None  # no answer: poll_iter reports a fault without a status
         limit = self._settings.polling.max_retries
         failure = PollTransportError(
-            f"the request got no answer ({type(error).__name__}: {error}); transient fault"
+            f"the request got no answer ({said}); transient fault"
             f" {self._failures} of at most {limit} in a row, the state is unchanged",
             failures=self._failures,
             retries_left=limit - self._failures,
-            rehydration_token=str(self.rehydration_token),
+            rehydration_token=self._token_text(),
         )
         failure.__cause__ = error
         return failure
@@ -863,6 +895,64 @@ class OperationBase(Generic[T]):
         hint = parse_retry_after(view.headers)
         return self._heard(view, "start", lambda: self._back_off(hint).seconds)
 
+    def _start_maybe_sent(self, reason: str) -> StartOutcomeUnknownError | None:
+        """Record that the start request may have reached the service but its answer is
+        lost (``reason``: what happened). A start that is safe to repeat stays planned
+        (None is returned: it is sent again); any other is never sent again, and the
+        error that says so is returned (see :attr:`start_outcome_unknown`)."""
+        request = self._start_request
+        if request is None or self._core.next_action is not None:
+            return None  # the answer was applied after all
+        if self._start_is_safe(request.method):
+            return None
+        self._start_lost = reason
+        return self._start_unknown_error()
+
+    def _start_unknown_error(self) -> StartOutcomeUnknownError:
+        """The error of an operation whose start's outcome is unknown (a new one each time)."""
+        request = self._start_request
+        core = self._core
+        method = request.method if request is not None else core.method
+        url = self._settings.tokens.redact_text(core.initial_url)
+        error = StartOutcomeUnknownError(
+            f"the {method} start request of operation {core.operation_id} may have reached"
+            f" the service, but its answer was lost ({self._start_lost}); lrokit does not"
+            " send it again, since a second one could start a second operation. Find out"
+            " at the service whether it exists, then follow it (from_monitor) or prepare a"
+            " new operation",
+            method=method,
+            url=url,
+            reason=self._start_lost or "unknown",
+        )
+        error._belongs_to(self, core.operation_id)
+        return error
+
+    def _own(self, error: BaseException) -> None:
+        """Name this operation on an error one of its calls raises (and its token, when the
+        error carries none and the operation has one that restores)."""
+        if isinstance(error, LroError):
+            error._belongs_to(self, self._core.operation_id)
+            if (
+                isinstance(error, OperationError)
+                and error.rehydration_token is None
+                and self._core.next_action is not None
+                and not isinstance(error, StartRejectedError)
+            ):
+                error.rehydration_token = self._token_text()
+
+    def _body_cap(self) -> BodyCap:
+        """The cap on the answer to the next request: the status cap for a status monitor's
+        poll, else the value cap (start answers, Location and resource polls and the final
+        GET may carry the value)."""
+        core = self._core
+        action = core.next_action
+        status = (
+            action is not None
+            and action is not _FETCH_FINAL
+            and core.protocol is PollingProtocol.STATUS_MONITOR
+        )
+        return self._settings.body_cap(status=status)
+
     def _start_fault(self, method: str, status_code: int, hint: float | None) -> float | None:
         """Decide about a start request that hit a transient fault (``status_code`` 0: no
         answer): the seconds to wait before sending it again, or None to give up."""
@@ -953,7 +1043,7 @@ class OperationBase(Generic[T]):
                 status_code=code,
                 response=view.raw,
                 service_error=parse_service_error(document),
-                rehydration_token=str(self.rehydration_token),
+                rehydration_token=self._token_text(),
             )
         vocabulary = self._core.options.vocabulary
         if raw_status is None or vocabulary(raw_status) is not OperationState.CANCELED:
@@ -1061,6 +1151,7 @@ class OperationBase(Generic[T]):
         it (drivers count a step that did not raise with ``_steps += 1``). A waiter's own
         deadline or cancellation stays its own."""
         self._steps += 1
+        self._own(error)
         if isinstance(error, Exception) and not isinstance(error, _PERSONAL):
             self._failure = (self._steps, error)
 
@@ -1076,7 +1167,13 @@ class OperationBase(Generic[T]):
 
     def _wait_ended(self, wait: Wait, error: BaseException | None) -> None:
         """End the span of a wait that returned (``error`` None) or raised ``error``."""
-        _observe.end_wait_span(wait.span, self._core.state.value, self._core.attempt, error)
+        _observe.end_wait_span(
+            wait.span,
+            self._core.state.value,
+            self._core.attempt,
+            error,
+            self._settings.tokens.redact_text,
+        )
 
     def _request_span(self, name: str, wait: Wait) -> Any:
         core = self._core
@@ -1093,12 +1190,13 @@ class OperationBase(Generic[T]):
             with _observe.use_span(span):
                 outcome = request(wait)
         except BaseException as error:
-            _observe.end_request_span(span, error)
+            _observe.end_request_span(span, error, self._settings.tokens.redact_text)
             raise
         finally:
             self._span = None
         # A poll without an answer returns its PollTransportError instead of raising it.
-        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        failure = outcome if isinstance(outcome, Exception) else None
+        _observe.end_request_span(span, failure, self._settings.tokens.redact_text)
         return outcome
 
     async def _atraced(self, request: Callable[[Wait], Awaitable[R]], name: str, wait: Wait) -> R:
@@ -1108,11 +1206,12 @@ class OperationBase(Generic[T]):
             with _observe.use_span(span):
                 outcome = await request(wait)
         except BaseException as error:
-            _observe.end_request_span(span, error)
+            _observe.end_request_span(span, error, self._settings.tokens.redact_text)
             raise
         finally:
             self._span = None
-        _observe.end_request_span(span, outcome if isinstance(outcome, Exception) else None)
+        failure = outcome if isinstance(outcome, Exception) else None
+        _observe.end_request_span(span, failure, self._settings.tokens.redact_text)
         return outcome
 
     # -- manual driving ------------------------------------------------------------------
@@ -1173,7 +1272,8 @@ class OperationBase(Generic[T]):
         return self._subscribe(HookKind.RESPONSE, callback, None)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} state={self._core.state.value} {self._core.initial_url}>"
+        url = self._settings.tokens.redact_text(self._core.initial_url)
+        return f"<{type(self).__name__} state={self._core.state.value} {url}>"
 
 
 class _Unset:

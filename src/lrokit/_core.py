@@ -43,6 +43,8 @@ from ._parse import (
 from ._state import INITIAL_STATE, TERMINAL_STATES, OperationState, Trigger, next_state
 from ._token import (
     DEFAULT_TOKEN_POLICY,
+    MAX_COUNT,
+    MAX_URL_LENGTH,
     ORIGIN_FORM,
     Pending,
     RehydrationToken,
@@ -52,7 +54,7 @@ from ._token import (
 from ._token import Protocol as TokenProtocol
 from ._token import State as TokenState
 from ._token import Via as TokenVia
-from ._urls import OriginPolicy, api_version_of, resolve, with_api_version
+from ._urls import OriginPolicy, api_version_of, encode_unsafe, resolve, with_api_version
 
 __all__ = [
     "Action",
@@ -667,7 +669,8 @@ class OperationCore:
             return decode_json(view.body)
         except msgspec.DecodeError:
             raise MalformedBodyError(
-                f"the response from {view.url or 'the service'} is not valid JSON",
+                f"the response from {self.token_policy.redact_text(view.url or 'the service')}"
+                " is not valid JSON",
                 response=view.raw,
                 rehydration_token=self._token_or_none(),
             ) from None
@@ -704,9 +707,14 @@ class OperationCore:
         # when they hold nothing it would normalise (see _PLAIN_ABSOLUTE).
         if _PLAIN_ABSOLUTE.fullmatch(reference):
             return with_api_version(reference, self.api_version)
-        return with_api_version(resolve(base, reference), self.api_version)
+        return with_api_version(resolve(base, encode_unsafe(reference)), self.api_version)
 
     def _accept(self, url: str) -> str:
+        """``url`` if the operation may request it.
+
+        Raises:
+            UntrustedOriginError: outside the trusted origins.
+        """
         if self.origin_policy is not None:
             self.origin_policy.check(url)
         return url
@@ -772,7 +780,7 @@ class OperationCore:
             # Written only when the initial URL's query does not already say it.
             None if api_version == self._url_api_version else api_version,
             None if via is None else _VIA_NAMES[via],
-            self.attempt,
+            min(self.attempt, MAX_COUNT),  # saturates: the reader's bound
             self._operation_id or self.operation_id,
             None if action is not None else start_operation_id,
             self.kind,
@@ -780,13 +788,31 @@ class OperationCore:
         )
 
     def token(self, *, start_operation_id: str | None = None) -> RehydrationToken:
-        """This operation's rehydration token, signed when the token policy has a signer."""
-        return RehydrationToken._written(
-            self.snapshot(start_operation_id=start_operation_id), self.token_policy.signer
-        )
+        """This operation's rehydration token, signed when the token policy has a signer.
+
+        Raises:
+            InvalidTokenError: a URL of the operation is longer than a token holds (2,048
+                characters as stored): such an operation is followed, but cannot be
+                resumed from a token, and no token the reader would refuse is written.
+        """
+        fields = self.snapshot(start_operation_id=start_operation_id)
+        for name in ("initial_url", "polling_url", "location_url", "final_url"):
+            url = getattr(fields, name)
+            if url is not None and len(url) > MAX_URL_LENGTH:
+                raise InvalidTokenError(
+                    f"no token can be written for this operation: its {name} has {len(url)}"
+                    f" characters, more than the {MAX_URL_LENGTH} a token holds; it can be"
+                    " followed, but not resumed from a token"
+                )
+        return RehydrationToken._written(fields, self.token_policy.signer)
 
     def _token_or_none(self) -> str | None:
-        return str(self.token()) if self.next_action is not None else None
+        if self.next_action is None:
+            return None
+        try:
+            return str(self.token())
+        except InvalidTokenError:
+            return None  # a URL longer than tokens hold: no token for this operation
 
     @classmethod
     def restore(
@@ -841,8 +867,10 @@ class OperationCore:
             )
         token_kind = fields.kind
         if kind is not None and token_kind is not None and token_kind != kind:
-            shown = token_kind if len(token_kind) <= 80 else token_kind[:80] + "..."
-            raise InvalidTokenError(f"token belongs to {shown!r}, not {kind!r}")
+            # The token's own kind is not shown: messages never echo token content.
+            raise InvalidTokenError(
+                f"token's kind field names another operation class, not {kind!r}"
+            )
         # Dictionary lookups rather than Enum(value), and members bound to module names
         # rather than read from their Enum classes: restoring is on the hot path of workers
         # that resume many operations, and a fields object may have been built by hand.
@@ -977,7 +1005,8 @@ class OperationCore:
 
     def __repr__(self) -> str:
         return (
-            f"<OperationCore {self.method} {self.initial_url} state={self.state.value}"
+            f"<OperationCore {self.method} {self.token_policy.redact_text(self.initial_url)}"
+            f" state={self.state.value}"
             f" protocol={self.protocol.value} next={self.next_action and self.next_action.value}>"
         )
 

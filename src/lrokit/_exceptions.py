@@ -13,14 +13,19 @@
     ├── WaitTimeoutError              ``wait_for_completion(timeout=...)`` ran out
     ├── WaitCancelledError            the caller stopped the wait with a cancellation handle
     ├── CancelNotSupportedError       ``cancel()`` on an operation class without a cancel request
+    ├── OperationErrorGroup           ``wait_all``/``async_wait_all``: every operation's error
+    │                                 (also an ``ExceptionGroup``)
     └── OperationError                carries the last response, the service error, the token
         ├── OperationFailedError      the service says the operation Failed
         ├── OperationCanceledError    the service says the operation was Canceled
         ├── ProtocolError             a response lrokit cannot use (no readable status, ...)
         │   ├── MalformedBodyError    ... its body is not decodable JSON
         │   ├── MissingStatusError    ... its body has no readable status (or none at all)
-        │   └── NothingToPollError    ... it says work goes on but gives no way to poll
+        │   ├── NothingToPollError    ... it says work goes on but gives no way to poll
+        │   └── BodyTooLargeError     ... a body over the pipeline's cap (decoded bytes)
         ├── PollTransportError        a poll got no answer; within the retry budget
+        ├── StartOutcomeUnknownError  a start that may have reached the service lost its
+        │                             answer; it is never sent again by itself
         └── HttpResponseError         the service answered a request with an HTTP error
             ├── StartRejectedError    ... the request that starts the operation
             ├── CancelRejectedError   ... the request that asks the service to cancel
@@ -29,17 +34,32 @@
 
 Nothing here imports ``requests``: the last raw response is whatever object the driver
 attached (a ``requests.Response`` for the sync driver).
+
+Every error that a request-making call of an operation raises names its operation:
+``error.operation`` is the operation object and ``error.operation_id`` its id (None on errors
+raised outside any operation). No message holds a secret query value or user info of a URL:
+they are redacted with the token policy's rule (``TokenPolicy.redact_text``).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+if sys.version_info >= (3, 11):
+    import builtins
+
+    _ExceptionGroup = builtins.ExceptionGroup
+else:  # pragma: no cover - the backport on Python 3.10
+    from exceptiongroup import ExceptionGroup as _ExceptionGroup
 
 if TYPE_CHECKING:
     from ._parse import ServiceError, StatusUpdate
     from ._state import OperationState, Trigger
 
 __all__ = [
+    "BodyTooLargeError",
     "CancelNotSupportedError",
     "CancelRejectedError",
     "HookError",
@@ -52,12 +72,14 @@ __all__ = [
     "NothingToPollError",
     "OperationCanceledError",
     "OperationError",
+    "OperationErrorGroup",
     "OperationFailedError",
     "OperationNotCompleteError",
     "PollRejectedError",
     "PollTransportError",
     "ProtocolError",
     "RetriesExhaustedError",
+    "StartOutcomeUnknownError",
     "StartRejectedError",
     "TokenOriginError",
     "UntrustedOriginError",
@@ -67,7 +89,21 @@ __all__ = [
 
 
 class LroError(Exception):
-    """Base class of every error raised by lrokit."""
+    """Base class of every error raised by lrokit.
+
+    Attributes:
+        operation: the operation whose call raised it (None outside an operation's call).
+        operation_id: that operation's id (``operation.core.operation_id``), or None.
+    """
+
+    operation: Any = None
+    operation_id: str | None = None
+
+    def _belongs_to(self, operation: Any, operation_id: str) -> None:
+        """Name the operation this error belongs to (once; drivers call it)."""
+        if self.operation is None:
+            self.operation = operation
+            self.operation_id = operation_id
 
 
 class InvalidTransitionError(LroError):
@@ -255,6 +291,55 @@ class NothingToPollError(ProtocolError):
     ``Operation-Location``, ``Azure-AsyncOperation`` or ``Location`` header)."""
 
 
+class BodyTooLargeError(ProtocolError):
+    """A response body went over the pipeline's cap on decoded bytes.
+
+    ``limit`` is the cap in bytes (``Pipeline(max_status_body_bytes=...)`` for status
+    answers, ``max_value_body_bytes`` for answers that may hold the value) and ``setting``
+    its name. The body was read streamed and the connection closed at the cap, so no more
+    than ``limit`` bytes were held. The operation's state did not change and it stays
+    resumable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        setting: str,
+        response: Any = None,
+        rehydration_token: str | None = None,
+    ) -> None:
+        super().__init__(message, response=response, rehydration_token=rehydration_token)
+        self.limit = limit
+        self.setting = setting
+
+
+class StartOutcomeUnknownError(OperationError):
+    """The start request may have reached the service, but its answer never came.
+
+    The request was cancelled while in flight (a cancelled task, a deadline, an interrupt),
+    or the connection broke after it was sent. The service may have created the operation,
+    or not; sending the start again could create a second one, so lrokit never does that
+    for a start that is not safe to repeat (only PUT, DELETE and starts with an
+    ``Operation-Id`` are retried). The operation stays ``NotStarted`` with
+    ``start_outcome_unknown`` set, and every later request-making call raises this error
+    again. Find out at the service whether the operation exists (by the request's own id, a
+    listing, ...), then follow it with ``from_monitor`` or prepare a new one.
+
+    Attributes:
+        method: the start request's method.
+        url: the start request's URL, with secret query values redacted.
+        reason: what happened (``"cancelled"``, ``"deadline"``, ``"connection lost"``, ...).
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, reason: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.reason = reason
+
+
 class HttpResponseError(OperationError):
     """The service answered a request with an HTTP error status.
 
@@ -346,3 +431,21 @@ class CancelRejectedError(HttpResponseError):
     The operation's state is unchanged (a service often answers 409 when the operation has
     already completed; poll to see how it ended).
     """
+
+
+class OperationErrorGroup(_ExceptionGroup, LroError):
+    """The errors of every operation that failed in ``wait_all`` or ``async_wait_all``.
+
+    An ``ExceptionGroup`` (the ``exceptiongroup`` backport on Python 3.10), so ``except*``
+    picks out one kind (``except* PollRejectedError``), and an :class:`LroError`, so
+    ``except LroError`` catches it. ``exceptions`` holds one error per failed operation, in
+    the order the operations were given; each names its operation (``operation``,
+    ``operation_id``). The other operations were left as they were, resumable.
+    """
+
+    def __new__(cls, message: str, errors: Sequence[Exception]) -> OperationErrorGroup:
+        return super().__new__(cls, message, errors)
+
+    def derive(self, errors: Sequence[Exception]) -> OperationErrorGroup:  # type: ignore[override]
+        """The group's split halves stay :class:`OperationErrorGroup` s."""
+        return OperationErrorGroup(self.message, errors)

@@ -7,10 +7,14 @@ first use so that ``import lrokit`` does not import asyncio): :func:`async_wait_
 :func:`async_as_completed` run one task per operation (each respecting its own delays) and
 bound the requests in flight with a semaphore (``max_in_flight``).
 
-In both, an operation's own errors are raised as a single wait would raise them (the other
-operations are left as they are, resumable), and the deadline and stop handle are shared.
-A timeout or stop ends :func:`wait_all` with the operations still pending in its result;
-:func:`as_completed` raises ``TimeoutError`` at the deadline and ends at a stop.
+In the iterators, an operation's own error is raised as a single wait would raise it; in
+:func:`wait_all` and :func:`async_wait_all`, every operation's error is reported, in one
+:class:`~lrokit.OperationErrorGroup` (an ``ExceptionGroup``). Each error names its operation
+(``error.operation``). The other operations are left as they are, resumable; a wait whose
+start request is in flight is let finish that request first, so that its answer is not
+lost. The deadline and stop handle are shared. A timeout or stop ends :func:`wait_all` with
+the operations still pending in its result; :func:`as_completed` raises ``TimeoutError`` at
+the deadline and ends at a stop.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing_extensions import NamedTuple
 
 from ._base import Wait, bounded_step
 from ._delay import DelayStrategy
-from ._exceptions import WaitCancelledError, WaitTimeoutError
+from ._exceptions import LroError, OperationErrorGroup, WaitCancelledError, WaitTimeoutError
 from ._sync import Operation
 
 __all__ = ["WaitResult", "as_completed", "wait_all"]
@@ -168,9 +172,12 @@ def wait_all(
     operations not completed by then are in ``pending``.
 
     Raises:
-        LroError: an operation's request failed as it would in ``wait_for_completion``
-            (``PollRejectedError``, ``RetriesExhaustedError``, ``ProtocolError``,
-            ``HookError``, ...); the other operations are left as they are.
+        OperationErrorGroup: an operation's request failed as it would in
+            ``wait_for_completion`` (``PollRejectedError``, ``RetriesExhaustedError``,
+            ``ProtocolError``, ``HookError``, ``StartOutcomeUnknownError``, ...): the
+            group holds that error, which names its operation (``error.operation``);
+            the other operations are left as they are. ``except LroError`` catches the
+            group too; ``except* PollRejectedError`` picks one kind out of it.
     """
     ops = unique(operations)
     try:
@@ -180,7 +187,20 @@ def wait_all(
             pass
     except TimeoutError:
         pass  # the shared deadline: the operations left are pending
+    except Exception as error:  # noqa: BLE001 - reported in the group below
+        raise group([error], len(ops)) from None
     return split(ops)
+
+
+def group(errors: Sequence[Exception], total: int) -> OperationErrorGroup:
+    """The aggregate of the errors of several operations' waits (in the order given)."""
+    named = ", ".join(
+        f"{error.operation_id or '?'} ({type(error).__name__})"
+        if isinstance(error, LroError)
+        else type(error).__name__
+        for error in errors
+    )
+    return OperationErrorGroup(f"{len(errors)} of {total} operations failed: {named}", errors)
 
 
 def split(ops: Sequence[ResultT]) -> WaitResult[ResultT]:

@@ -15,13 +15,17 @@ span, and each request an operation makes is a ``lrokit.start`` or ``lrokit.poll
 (the final GET too), a child of its wait's span, or of the current span outside a wait. A
 request span is the current span while the request is in flight, so the spans of an
 instrumented HTTP client nest below it. The attributes are listed in
-:data:`SPAN_ATTRIBUTES`; URLs are never recorded (they may carry signatures).
+:data:`SPAN_ATTRIBUTES`; URLs are never recorded (they may carry signatures), and the
+texts of recorded errors (the status description, the ``exception`` event's message and
+stack trace, whose chained causes may be an HTTP library's errors quoting a URL) are
+redacted with the token policy's rule (``TokenPolicy.redact_text``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._core import Action, Decision
@@ -184,7 +188,13 @@ def wait_span(operation_id: str, kind: str, state: str, timeout: float | None) -
     return tracer.start_span("lrokit.wait", attributes=attributes)
 
 
-def end_wait_span(span: Any, state: str, attempt: int, error: BaseException | None) -> None:
+#: What makes a text safe to record (the pipeline's ``tokens.redact_text``).
+Redact = Callable[[str], str]
+
+
+def end_wait_span(
+    span: Any, state: str, attempt: int, error: BaseException | None, redact: Redact
+) -> None:
     """End a wait's span with its outcome."""
     span.set_attribute("lrokit.state", state)
     span.set_attribute("lrokit.attempt", attempt)
@@ -200,7 +210,7 @@ def end_wait_span(span: Any, state: str, attempt: int, error: BaseException | No
         outcome = "stopped"
     span.set_attribute("lrokit.wait.outcome", outcome)
     if isinstance(error, Exception):
-        _failed(span, error)
+        _failed(span, error, redact)
     span.end()
 
 
@@ -258,15 +268,22 @@ def span_response(
         span.set_status(Status(StatusCode.ERROR, f"transient fault ({what})"))
 
 
-def end_request_span(span: Any, error: BaseException | None) -> None:
+def end_request_span(span: Any, error: BaseException | None, redact: Redact) -> None:
     """End a request's span; ``error`` is what ended the request, or a transient fault."""
     if error is not None:
-        _failed(span, error)
+        _failed(span, error, redact)
     span.end()
 
 
-def _failed(span: Any, error: BaseException) -> None:
+def _failed(span: Any, error: BaseException, redact: Redact) -> None:
     from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415 - see request_span
 
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    message = redact(str(error))
+    span.record_exception(
+        error,
+        attributes={
+            "exception.message": message,
+            "exception.stacktrace": redact("".join(traceback.format_exception(error))),
+        },
+    )
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))

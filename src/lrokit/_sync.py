@@ -31,11 +31,11 @@ from ._base import (
     Wait,
     WaitStep,
     bounded_step,
-    within,
+    lost_because,
 )
 from ._core import Action, Decision, OperationCore, ProtocolOptions
 from ._delay import DelaySource, DelayStrategy
-from ._exceptions import LroError, PollTransportError
+from ._exceptions import LroError, PollTransportError, StartRejectedError
 from ._parse import ResponseView
 from ._pipeline import Pipeline, SupportsPipeline, view_of
 from ._token import RehydrationToken
@@ -213,36 +213,57 @@ class Operation(OperationBase[T]):
         if _observe.tracer is not None and self._span is None:
             return self._traced(self._send_start, "lrokit.start", wait)
         request = self._start_request
-        if request is None or self._core.next_action is not None:
+        core = self._core
+        if request is None or core.next_action is not None:
             raise LroError("this operation has no start request left to send")
+        if self._start_lost is not None:
+            raise self._start_unknown_error()
         pipeline = self._pipeline
         while True:
-            kwargs = request.kwargs
-            if wait.deadline is not None and "timeout" not in kwargs:
-                remaining = wait.deadline - pipeline.clock()
-                kwargs = {**kwargs, "timeout": within(pipeline.request_timeout, remaining)}
+            self._in_flight = True
             try:
                 response = pipeline.send(
                     request.method,
                     request.url,
                     json=request.json,
                     headers=request.headers,
-                    **kwargs,
+                    deadline=wait.deadline,
+                    cap=pipeline.value_cap,
+                    **request.kwargs,
                 )
             except _TRANSPORT_ERRORS as error:
-                if wait.deadline is not None and pipeline.clock() >= wait.deadline:
+                timed_out = wait.deadline is not None and pipeline.clock() >= wait.deadline
+                if not pipeline.never_sent(error):
+                    lost = self._start_maybe_sent("deadline" if timed_out else "no answer")
+                    if lost is not None:
+                        raise lost from error
+                if timed_out:
                     raise self._timeout_error(wait.limit) from error
                 delay = self._start_fault(request.method, 0, None)
                 if delay is None:
                     raise
+            except BaseException as error:  # an interrupt, an unreadable or oversized answer
+                self._start_maybe_sent(lost_because(error))
+                raise
             else:
                 view = view_of(response)
                 self._response = response
                 delay = self._start_answer_fault(view)
                 if delay is None:
                     break  # the core applies it (the last transient one: StartRejectedError)
+            finally:
+                self._in_flight = False
             self._sleep(bounded_step(delay, wait.deadline, pipeline.clock()), wait)
-        self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
+        try:
+            self._receive_polled(view, wait.interval, waiting=wait is not NO_WAIT)
+        except StartRejectedError:
+            raise  # the service said no: the start may be sent again
+        except BaseException:
+            self._start_maybe_sent("the answer could not be used")
+            raise
+        finally:
+            if core.next_action is not None:
+                self._start_request = None
         return response
 
     def _sleep(self, step: WaitStep, wait: Wait) -> None:
@@ -580,12 +601,10 @@ class Operation(OperationBase[T]):
         pipeline = self._pipeline
         deadline = wait.deadline
         try:
-            if deadline is None:
-                response = pipeline.send("GET", url, headers=self._headers)
-            else:
-                # A deadline bounds the request in flight too, not just the sleeps.
-                timeout = within(pipeline.request_timeout, deadline - pipeline.clock())
-                response = pipeline.send("GET", url, headers=self._headers, timeout=timeout)
+            # A deadline bounds the request in flight too (headers and body), not just sleeps.
+            response = pipeline.send(
+                "GET", url, headers=self._headers, deadline=deadline, cap=self._body_cap()
+            )
         except _TRANSPORT_ERRORS as error:
             if deadline is not None and pipeline.clock() >= deadline:
                 raise self._timeout_error(wait.limit) from error
@@ -613,7 +632,10 @@ class Operation(OperationBase[T]):
         """
         self._check_cancellable()
         method, url = self.cancel_target()
-        response = self._pipeline.send(method, url, headers=self._headers)
+        pipeline = self._pipeline
+        response = pipeline.send(
+            method, url, headers=self._headers, cap=pipeline.body_cap(status=True)
+        )
         self._take_turn(NO_WAIT, None)  # not during another thread's poll
         try:
             self._response = response

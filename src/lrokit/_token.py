@@ -20,14 +20,17 @@ import msgspec
 
 from ._exceptions import InvalidTokenError
 from ._signing import TokenSigner, is_signature
-from ._urls import api_version_of, redact_query
+from ._urls import api_version_of, redact_query, redact_text
 
 __all__ = [
     "CURRENT_VERSION",
     "DEFAULT_SECRET_QUERY_PARAMETERS",
     "DEFAULT_TOKEN_POLICY",
     "KNOWN_VERSIONS",
+    "MAX_COUNT",
+    "MAX_SECONDS",
     "MAX_TOKEN_BYTES",
+    "MAX_URL_LENGTH",
     "RehydrationToken",
     "TokenPolicy",
     "TokenV1",
@@ -96,16 +99,23 @@ State = Literal["NotStarted", "Running", "Succeeded", "Failed", "Canceled"]
 Protocol = Literal["status-monitor", "location", "resource", "none"]
 Pending = Literal["start", "poll", "fetch-final", "done"]
 Via = Literal["location", "azure-async-operation", "operation-location", "original-uri"]
+#: The longest URL a token holds (characters).
+MAX_URL_LENGTH = 2048
 #: A URL: absolute ``http(s)://...``, or ``/path?query`` relative to the token's origin.
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LENGTH)]
 #: ``scheme://host[:port]`` (the form is checked after decoding, see ``_check_values``).
 Origin = Annotated[str, msgspec.Meta(min_length=8, max_length=300)]
 #: Visible ASCII without spaces (checked after decoding): safe in a header and a message.
 Word = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 #: Upper-case ASCII letters (checked after decoding).
 Method = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
+#: The largest counter a token holds; counters saturate at it rather than overflow.
+MAX_COUNT = 2**31 - 1
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+#: The latest creation time a token holds (Unix seconds: the year 5138); anything later, or
+#: not finite, is refused: arithmetic on it could overflow.
+MAX_SECONDS = 1e11
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)]
 
 
 class TokenV2(
@@ -522,6 +532,11 @@ class TokenPolicy:
         """``url`` without the values of secret query parameters, and whether any was there."""
         redacted = self._redacted(url)
         return (url, False) if redacted is None else (redacted, True)
+
+    def redact_text(self, text: str) -> str:
+        """``text`` without user info and secret query values of any URL in it: the rule of
+        :meth:`redact`, applied to messages, reprs and span texts (see ``redact_text``)."""
+        return redact_text(text, self.secret_query_parameters)
 
     def _redacted(self, url: str) -> str | None:
         """``url`` without the values of secret query parameters, or None if it has none."""

@@ -20,7 +20,9 @@ __all__ = [
     "OriginPolicy",
     "api_version_of",
     "origin_of",
+    "encode_unsafe",
     "redact_query",
+    "redact_text",
     "resolve",
     "with_api_version",
 ]
@@ -157,11 +159,16 @@ def with_params(url: str, params: Mapping[str, str] | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+def _is_secret(name: str, names: frozenset[str]) -> bool:
+    """The redaction rule: a query parameter is secret when its name, percent-decoded and
+    lower-cased, is one of ``names`` (so ``SIG=`` and ``si%67=`` count as ``sig``)."""
+    return unquote_plus(name).lower() in names
+
+
 def redact_query(url: str, names: frozenset[str]) -> tuple[str, bool]:
     """``url`` with the values of the query parameters in ``names`` (lower-case) removed.
 
-    Returns the URL and whether anything was removed. Names are compared case-insensitively
-    after percent-decoding, so ``SIG=`` and ``si%67=`` count as ``sig``.
+    Returns the URL and whether anything was removed; see :func:`_is_secret`.
     """
     head, question, rest = url.partition("?")
     if not question or not names:
@@ -171,12 +178,54 @@ def redact_query(url: str, names: frozenset[str]) -> tuple[str, bool]:
     changed = False
     for index, field in enumerate(fields):
         name = field.partition("=")[0]
-        if unquote_plus(name).lower() in names:
+        if _is_secret(name, names):
             fields[index] = f"{name}="
             changed = True
     if not changed:
         return url, False
     return f"{head}?{'&'.join(fields)}{hash_}{fragment}", True
+
+
+#: A query field inside free text (a message of an HTTP library that quotes a URL, whole
+#: or as ``/path?query``): its name and its value, which ends at ``&``, ``#``, whitespace,
+#: a quote or a closing bracket.
+_TEXT_FIELD = re.compile(r"(?<=[?&;])([^=&#\s'\"()<>?]+)=([^&#\s'\"()<>]*)")
+#: User info of an absolute URL inside free text.
+_TEXT_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#@\s'\"]*@")
+
+
+def redact_text(text: str, names: frozenset[str]) -> str:
+    """``text`` (a message, a repr, a library's error text) with every URL's user info and
+    the values of its secret query parameters removed: :func:`redact_query`'s rule applied
+    wherever a query field appears."""
+    if "@" in text:
+        text = _TEXT_USERINFO.sub(r"\1", text)
+    if "=" not in text or not names:
+        return text
+
+    def drop(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{name}=" if _is_secret(name, names) else match.group(0)
+
+    return _TEXT_FIELD.sub(drop, text)
+
+
+def encode_unsafe(url: str) -> str:
+    """``url`` with its non-ASCII characters percent-encoded (as UTF-8), so that tokens,
+    headers and every HTTP library read it alike.
+
+    Header values arrive decoded as Latin-1 by ``http.client``: a raw UTF-8 header
+    (``/ops/中/1``) comes as ``"/ops/\xe4\xb8\xad/1"``. Such text is re-encoded to its
+    original bytes first, so it becomes ``/ops/%E4%B8%AD/1`` as the service meant it.
+    """
+    if url.isascii():
+        return url
+    try:
+        original = url.encode("latin-1")
+        original.decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        original = url.encode("utf-8")
+    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in original)
 
 
 class OriginPolicy:

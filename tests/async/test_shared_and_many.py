@@ -18,6 +18,7 @@ from lrokit import (
     AsyncOperation,
     AsyncPipeline,
     Operation,
+    OperationErrorGroup,
     OperationState,
     Pipeline,
     PollingPolicy,
@@ -389,8 +390,10 @@ async def test_an_error_cancels_the_other_waits_and_leaves_them_resumable(http, 
     good, bad = async_op(pipeline, 1, "5"), async_op(pipeline, 2, "1")
     answers(http, 1, "Succeeded")
     answers(http, 2, 404)
-    with pytest.raises(PollRejectedError):
+    with pytest.raises(OperationErrorGroup) as caught:
         await async_wait_all([good, bad])
+    assert [type(e) for e in caught.value.exceptions] == [PollRejectedError]
+    assert caught.value.exceptions[0].operation is bad
     assert waits_running() == 0  # no wait left running
     assert good.state is S.RUNNING
     assert http.calls_to(monitor_url(1)) == 0

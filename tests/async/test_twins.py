@@ -33,6 +33,7 @@ from lrokit import (
     PollingPolicy,
     PollRejectedError,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
     StartRejectedError,
     WaitTimeoutError,
 )
@@ -49,8 +50,11 @@ RESULT = {"id": "vs1", "name": "docs"}
 POLICY = PollingPolicy(interval=1.0, floor=0.0, cap=60.0, max_retries=2, retry_backoff=0.5)
 #: "No answer" in a row: the sync side raises requests' exception, the async side httpx's.
 LOST = {
-    "connect": (requests.ConnectionError, httpx.ConnectError),
+    # No connection: the request never left (requests' ConnectTimeout says so by its type).
+    "connect": (requests.ConnectTimeout, httpx.ConnectError),
     "timeout": (requests.ReadTimeout, httpx.ReadTimeout),
+    # The connection broke after the request was sent: the service may have it.
+    "dropped": (requests.ConnectionError, httpx.RemoteProtocolError),
 }
 
 
@@ -336,6 +340,17 @@ CASES = [
         raises="transport",
     ),
     Case(
+        # The answer of a POST start that may have reached the service is lost: never
+        # sent again, and the error says so.
+        "post-start-dropped",
+        "POST",
+        JOBS,
+        (Reply("POST", JOBS, lost="dropped"),),
+        (("POST", JOBS),),
+        (),
+        raises="StartOutcomeUnknownError",
+    ),
+    Case(
         "start-rejected",
         "PUT",
         ITEM,
@@ -396,6 +411,7 @@ CASES = [
 ERRORS: dict[str, type[Exception]] = {
     error.__name__: error
     for error in (
+        StartOutcomeUnknownError,
         OperationFailedError,
         OperationCanceledError,
         WaitTimeoutError,

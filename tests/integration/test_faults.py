@@ -30,6 +30,7 @@ from lrokit import (
     Pipeline,
     PollingPolicy,
     RetriesExhaustedError,
+    StartOutcomeUnknownError,
 )
 from lrokit._cli import build_parser
 from lrokit.demo import (
@@ -371,8 +372,15 @@ def test_an_idempotent_start_whose_answers_are_lost_creates_one_operation() -> N
 
 def test_a_plain_post_start_is_not_repeated_when_its_answer_is_lost() -> None:
     with served(only(Fault.DROPPED, starts=True)) as (service, pipeline):
-        with pytest.raises(requests.ConnectionError):
-            CreateVectorStoreOperation.start(pipeline, "POST", START_PATH, json={"name": "p"})
+        operation = CreateVectorStoreOperation.prepare(
+            pipeline, "POST", START_PATH, json={"name": "p"}
+        )
+        with pytest.raises(StartOutcomeUnknownError) as caught:
+            operation.send_start()
+        assert isinstance(caught.value.__cause__, requests.ConnectionError)
+        assert operation.start_outcome_unknown
+        with pytest.raises(StartOutcomeUnknownError):
+            operation.wait_for_completion()  # waiting again does not send it again
         assert len(service.requests) == 1  # a second try could create a duplicate
         assert len(service.operations()) == 1
 
