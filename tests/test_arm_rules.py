@@ -162,6 +162,20 @@ def test_a_location_error_status_is_the_failure(rsps, pipeline, code: int) -> No
     assert len(rsps.calls) == 2
 
 
+@pytest.mark.parametrize("code", [300, 304])
+def test_a_location_answer_that_is_neither_done_nor_an_error_is_rejected(
+    rsps, pipeline, code: int
+) -> None:
+    # Only 4xx/5xx report a failure on a Location URL; a 3xx answer is not an outcome.
+    rsps.post(START, status=202, headers={"Location": LOCATION})
+    rsps.get(LOCATION, status=code)
+    operation = Operation.start(pipeline, "POST", START)
+    with pytest.raises(PollRejectedError):
+        operation.update_status()
+    assert operation.state is S.RUNNING
+    assert len(rsps.calls) == 2
+
+
 # -- rule 4 ------------------------------------------------------------------------------------
 
 

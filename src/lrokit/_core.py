@@ -497,9 +497,11 @@ class OperationCore:
     ) -> Decision:
         # ARM's Location rules: the status code decides the outcome, the body is the result.
         code = view.status_code
-        if not 200 <= code < 300:
-            if previous is _SUCCEEDED:  # re-reading a restored result: it cannot fail now
-                self._reject(view, "status poll")
+        if code < 200 or 300 <= code < 400 or (code >= 400 and previous is _SUCCEEDED):
+            # Not an outcome: an informational or redirect answer, or an error while
+            # re-reading a restored result (which cannot fail now).
+            self._reject(view, "status poll")
+        if code >= 400:
             # The Location URL reports a failed operation by an HTTP error (the transient
             # codes were taken as retries before this).
             document = self._lenient_json(view.body)
