@@ -146,6 +146,21 @@ def test_a_moving_location_is_followed_and_the_old_url_never_polled_again(arm, d
     assert run.token_urls[:3] == [f"{results}/0?{Q}", f"{results}/1?{Q}", f"{results}/2?{Q}"]
 
 
+def test_a_token_from_before_a_move_still_resumes(arm) -> None:
+    # The service keeps its earlier Location URLs answering (as ARM's do), so an operation
+    # restored from a token written before a move is still running there, not failed.
+    clock = FakeClock()
+    with Pipeline(arm.endpoint, polling=POLICY, clock=clock, sleep=clock.sleep) as p:
+        operation = Operation.start(p, "POST", f"arm/jobs?{Q}", json={"name": "old", "moves": 2})
+        before_the_move = str(operation.rehydration_token)
+        operation.update_status()  # 202 with a new Location: moved
+        restored = Operation.rehydrate(p, before_the_move)
+        restored.update_status()
+        assert restored.state is OperationState.RUNNING
+        restored.wait_for_completion()
+        assert restored.value == {"name": "old"}
+
+
 # -- rule 2: a start answered 500 (or 429/503/504) is retried for every method ---------------
 
 

@@ -624,7 +624,13 @@ class DemoService:
         with self._state.lock:
             job = self._arm_job(job_id)
             if step != str(job.step):
-                raise _HttpError(404, "Moved", "this operation is polled at another URL now")
+                # An earlier URL still answers, as ARM's do (a client resuming from an older
+                # token must not read the move as a failure): still running, and where.
+                headers = {
+                    **self._hint_headers(),
+                    "Location": f"{job.step}?api-version={API_VERSION}",
+                }
+                return 202, headers, None
             job.polls += 1
             done, _ = self._progress(job.polls, job.started)
             if not done or job.step < job.moves:
