@@ -1,8 +1,8 @@
 """Starting to track an operation, and the handle that reads its outcome.
 
 :func:`track` starts (or finds) the tracking workflow of an operation: its workflow id is
-derived from the operation's identity (its kind and the URL that the service names it by),
-so tracking the same operation twice attaches to the one workflow. :class:`TrackHandle`
+derived from the operation's identity (its kind and its status monitor URL, or the id its
+tokens carry when it is followed on a Location URL that may move), so tracking the same operation twice attaches to the one workflow. :class:`TrackHandle`
 reads the result (decoded with the operation class's ``value_type``, or lrokit's typed
 error), queries the state and sends the stop and cancel signals.
 """
@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from .._base import OperationBase
+from .._core import PollingProtocol
 from .._delay import as_seconds
 from .._exceptions import (
     InvalidTokenError,
@@ -28,6 +29,7 @@ from .._exceptions import (
     PollRejectedError,
     ProtocolError,
     RetriesExhaustedError,
+    UntrustedOriginError,
     WaitCancelledError,
     WaitTimeoutError,
 )
@@ -72,10 +74,12 @@ class TrackingError(LroError):
 def workflow_id_for(kind: str, token: RehydrationToken | str) -> str:
     """The tracking workflow id of an operation: the same for every token of it.
 
-    The identity is the operation's kind and the URL the service names it by: its status
-    monitor, else its Location URL, else its method and start URL (a PUT or PATCH of a
-    resource), each absolute. Tokens taken at different times (other attempt counts and
-    states) give the same id; signatures do not take part.
+    The identity is the operation's kind and what names it for good: its status monitor URL
+    (which never changes, and which ``from_monitor`` follows too); for an operation followed
+    on its Location URL, which a 202 may move, the operation id its tokens carry (the
+    Location URL for an old token without one); else its method and start URL (a PUT or
+    PATCH of a resource), each absolute. Tokens taken at different times (other attempt
+    counts, states and Locations) give the same id; signatures do not take part.
     """
     fields = RehydrationToken.parse(token).fields if isinstance(token, str) else token.fields
     origin = fields.origin or ""
@@ -83,7 +87,9 @@ def workflow_id_for(kind: str, token: RehydrationToken | str) -> str:
     def absolute(url: str) -> str:
         return origin + url if url.startswith("/") else url
 
-    if fields.polling_url is not None:
+    if fields.protocol == PollingProtocol.LOCATION.value and fields.operation_id is not None:
+        identity = f"operation {fields.operation_id}"
+    elif fields.polling_url is not None:
         identity = absolute(fields.polling_url)
     elif fields.location_url is not None:
         identity = absolute(fields.location_url)
@@ -223,6 +229,8 @@ class TrackHandle(Generic[T]):
             RetriesExhaustedError: every attempt of a poll met transient faults.
             ProtocolError: an answer lrokit cannot use, or a value not of the value type.
             InvalidTokenError: the worker refused the token (unsigned, altered, foreign).
+            UntrustedOriginError: the service named a URL outside the worker client's
+                trusted origins (a moved Location, say); nothing was sent to it.
             WaitTimeoutError: the tracking's ``timeout`` ran out.
             WaitCancelledError: tracking was stopped; resume from the error's token.
             TrackingError: no worker knows the class, or the poll kept failing otherwise.
@@ -316,6 +324,12 @@ def _lrokit_error(error: WorkflowFailureError) -> Exception:
         return ProtocolError(info.message, service_error=service_error, rehydration_token=token)
     if kind is FailureType.INVALID_TOKEN:
         return InvalidTokenError(info.message)
+    if kind is FailureType.UNTRUSTED_ORIGIN:
+        # The refused URL is not carried (its query may hold a secret); the message names
+        # its origin.
+        refused = UntrustedOriginError("", ())
+        refused.args = (info.message,)
+        return refused
     if kind is FailureType.DEADLINE:
         return WaitTimeoutError(
             info.message,

@@ -50,6 +50,9 @@ class FailureType(str, enum.Enum):
     """An answer lrokit cannot use (``ProtocolError``)."""
     INVALID_TOKEN = "InvalidToken"
     """The worker refused the token: unsigned, altered, foreign origin (``InvalidTokenError``)."""
+    UNTRUSTED_ORIGIN = "UntrustedOrigin"
+    """A URL the service named (a moved Location, say) is outside the worker client's
+    trusted origins; nothing was sent to it (``UntrustedOriginError``)."""
     DEADLINE = "DeadlineExceeded"
     """The tracking's ``timeout`` ran out first (``WaitTimeoutError``)."""
     UNKNOWN_KIND = "UnknownOperationKind"
