@@ -273,7 +273,8 @@ def test_workflow_id_stays_the_same_after_the_location_moves(lt: Any) -> None:
         )
         operation.update_status()
     moved = operation.rehydration_token
-    assert moved.fields.location_url is not None and "ops/2" in moved.fields.location_url
+    assert moved.fields.location_url is not None
+    assert "ops/2" in moved.fields.location_url
     assert lt.workflow_id_for(kind, moved) == before
     # Another operation started the same way is another workflow.
     other = _started_on_location(client, f"{ENDPOINT}ops/1")
@@ -314,3 +315,34 @@ def test_worker_command_exits_2_with_one_line_when_temporal_is_unreachable(
     assert len(lines) == 1
     assert lines[0].startswith(f"lrokit worker: cannot connect to Temporal at 127.0.0.1:{port}")
     assert "Traceback" not in captured.err
+
+
+def test_a_protocol_errors_subclass_survives_the_trip_through_temporal(lt: Any) -> None:
+    client = VectorStoreClient(ENDPOINT)
+    operation = CreateVectorStoreOperation.from_monitor(
+        client, f"operations/a?api-version={API_VERSION}"
+    )
+    token = str(operation.rehydration_token)
+    with responses.RequestsMock() as mocked:
+        mocked.add(responses.GET, re.compile(r".*/operations/a.*"), json={"no": "status"})
+        outcome = _activity_run(lt, CreateVectorStoreOperation, client, token, cancel=False)
+    assert outcome.failure is not None
+    assert outcome.failure.type == "ProtocolError"
+    assert outcome.failure.error_class == "MissingStatusError"
+    error = _rebuilt(outcome.failure)
+    assert isinstance(error, lrokit.MissingStatusError)
+    assert error.rehydration_token == token
+    too_large = lt.FailureInfo(
+        "ProtocolError",
+        "too big",
+        token,
+        error_class="BodyTooLargeError",
+        limit=10,
+        setting="max_status_body_bytes",
+    )
+    rebuilt = _rebuilt(too_large)
+    assert isinstance(rebuilt, lrokit.BodyTooLargeError)
+    assert (rebuilt.limit, rebuilt.setting) == (10, "max_status_body_bytes")
+    plain = _rebuilt(lt.FailureInfo("ProtocolError", "odd", token))
+    assert type(plain) is lrokit.ProtocolError
+    client.close()

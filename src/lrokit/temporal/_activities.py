@@ -39,6 +39,7 @@ from temporalio.exceptions import ApplicationError
 
 from .._base import OperationBase
 from .._exceptions import (
+    BodyTooLargeError,
     CancelNotSupportedError,
     CancelRejectedError,
     InvalidTokenError,
@@ -161,7 +162,7 @@ class PollActivities:
             return redact(f"the cancel request was not accepted: {error}")
         except LroError:
             raise
-        except Exception as error:  # the sender's transport errors (no answer)
+        except Exception as error:  # noqa: BLE001 - the sender's transport errors (no answer)
             return redact(
                 "the cancel request got no answer (it may or may not have reached the"
                 f" service; not sent again): {type(error).__name__}: {error}"
@@ -229,6 +230,10 @@ def _info(
     info.status_code = status_code
     if error is not None and error.service_error is not None:
         info.service_error = msgspec.to_builtins(error.service_error)
+    if isinstance(error, ProtocolError) and type(error) is not ProtocolError:
+        info.error_class = type(error).__name__
+        if isinstance(error, BodyTooLargeError):
+            info.limit, info.setting = error.limit, error.setting
     return info
 
 
@@ -245,7 +250,9 @@ def _failed(
     started from."""
     service = error if isinstance(error, OperationError) else None
     message = str(error)
-    info = _info(tokens, kind, message, request.token, state, status_code=status_code, error=service)
+    info = _info(
+        tokens, kind, message, request.token, state, status_code=status_code, error=service
+    )
     return PollOutcome(request.token, (state or OperationState.RUNNING).value, failure=info)
 
 

@@ -2,9 +2,10 @@
 
 :func:`track` starts (or finds) the tracking workflow of an operation: its workflow id is
 derived from the operation's identity (its kind and its status monitor URL, or the id its
-tokens carry when it is followed on a Location URL that may move), so tracking the same operation twice attaches to the one workflow. :class:`TrackHandle`
-reads the result (decoded with the operation class's ``value_type``, or lrokit's typed
-error), queries the state and sends the stop and cancel signals.
+tokens carry when it is followed on a Location URL that may move), so tracking the same
+operation twice attaches to the one workflow. :class:`TrackHandle` reads the result
+(decoded with the operation class's ``value_type``, or lrokit's typed error), queries
+the state and sends the stop and cancel signals.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from .._base import OperationBase
 from .._core import PollingProtocol
 from .._delay import as_seconds
 from .._exceptions import (
+    BodyTooLargeError,
     InvalidTokenError,
     LroError,
+    MalformedBodyError,
+    MissingStatusError,
+    NothingToPollError,
     OperationCanceledError,
     OperationFailedError,
     PollRejectedError,
@@ -281,6 +286,12 @@ class TrackHandle(Generic[T]):
         return f"<TrackHandle {self.workflow_id}>"
 
 
+#: The ProtocolError subclasses a failure may name (``FailureInfo.error_class``).
+_PROTOCOL_ERRORS: dict[str, type[ProtocolError]] = {
+    cls.__name__: cls for cls in (MalformedBodyError, MissingStatusError, NothingToPollError)
+}
+
+
 def _lrokit_error(error: WorkflowFailureError) -> Exception:
     """lrokit's own error for a failed tracking workflow."""
     cause = error.cause
@@ -321,7 +332,15 @@ def _lrokit_error(error: WorkflowFailureError) -> Exception:
             rehydration_token=token,
         )
     if kind is FailureType.PROTOCOL:
-        return ProtocolError(info.message, service_error=service_error, rehydration_token=token)
+        if info.error_class == BodyTooLargeError.__name__:
+            return BodyTooLargeError(
+                info.message,
+                limit=info.limit,
+                setting=info.setting or "",
+                rehydration_token=token,
+            )
+        protocol_class = _PROTOCOL_ERRORS.get(info.error_class or "", ProtocolError)
+        return protocol_class(info.message, service_error=service_error, rehydration_token=token)
     if kind is FailureType.INVALID_TOKEN:
         return InvalidTokenError(info.message)
     if kind is FailureType.UNTRUSTED_ORIGIN:
