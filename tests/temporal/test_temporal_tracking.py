@@ -468,10 +468,10 @@ def test_a_cancel_without_answer_is_sent_once_and_tracking_goes_on(temporal_serv
             return VectorStoreClient(service.endpoint, session=session)
 
         async def scenario(client: Client, queue: str, sdk: VectorStoreClient) -> None:
-            operation = _start(sdk, "cancel-lost")
+            operation = _start(sdk, "lost-cancel")
             handle = await track(client, operation, task_queue=queue)
             await handle.cancel()
-            assert (await handle.result()).name == "cancel-lost"
+            assert (await handle.result()).name == "lost-cancel"
             state = await handle.state()
             assert state.note is not None
             assert "no answer" in state.note
