@@ -23,6 +23,9 @@ or the only one, or MODULE:ATTRIBUTE) that maps each operation class to the fact
 SDK client. Credentials are read there, in the worker, and never enter Temporal's history.
 Run as many workers as you like on one task queue; stop one with Ctrl-C or SIGTERM (polls
 in flight finish first).
+
+exit status: 0 once stopped; 2 when the registry cannot be loaded, the temporal extra is
+missing or Temporal cannot be reached at HOST:PORT.
 """
 
 
@@ -141,18 +144,22 @@ def _run_worker(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    asyncio.run(
-        run_worker(
-            args.temporal,
-            task_queue=args.task_queue,
-            registry=registry,
-            namespace=args.namespace,
-            ready=ready,
-            max_concurrent_polls=args.max_concurrent_polls,
-            max_cached_workflows=args.max_cached_workflows,
-            sticky_timeout=args.sticky_timeout,
+    try:
+        asyncio.run(
+            run_worker(
+                args.temporal,
+                task_queue=args.task_queue,
+                registry=registry,
+                namespace=args.namespace,
+                ready=ready,
+                max_concurrent_polls=args.max_concurrent_polls,
+                max_cached_workflows=args.max_cached_workflows,
+                sticky_timeout=args.sticky_timeout,
+            )
         )
-    )
+    except ConnectionError as error:
+        print(f"lrokit worker: {error}", file=sys.stderr)
+        return 2
     print("lrokit worker stopped", flush=True)
     return 0
 

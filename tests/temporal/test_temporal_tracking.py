@@ -443,3 +443,72 @@ def test_worker_killed_mid_poll_another_finishes_nothing_lost(temporal_server: A
         records = service.operations()
         assert len(records) == operations  # nothing created twice
         assert all(record.status == "Succeeded" for record in records)
+
+
+def test_a_cancel_without_answer_is_sent_once_and_tracking_goes_on(temporal_server: Any) -> None:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    sent: list[str] = []
+
+    class LosesCancels(HTTPAdapter):
+        """Sends everything but cancel requests, which get no answer."""
+
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if ":cancel" in (request.url or ""):
+                sent.append(request.url)
+                raise requests.ConnectionError(f"connection reset, url: {request.url}")
+            return super().send(request, *args, **kwargs)
+
+    with DemoService(polls_to_complete=3, retry_after=0.3) as service:
+
+        def make_client() -> VectorStoreClient:
+            session = requests.Session()
+            session.mount("http://", LosesCancels())
+            return VectorStoreClient(service.endpoint, session=session)
+
+        async def scenario(client: Client, queue: str, sdk: VectorStoreClient) -> None:
+            operation = _start(sdk, "lost-cancel")
+            handle = await track(client, operation, task_queue=queue)
+            await handle.cancel()
+            assert (await handle.result()).name == "lost-cancel"
+            state = await handle.state()
+            assert state.note is not None
+            assert "no answer" in state.note
+
+        run_scenario(temporal_server, service, scenario, registry_client=make_client)
+        assert len(sent) == 1  # not retried
+        assert [record.status for record in service.operations()] == ["Succeeded"]
+
+
+def test_run_worker_shuts_its_thread_pool_down_when_it_stops(
+    temporal_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lrokit.temporal import _worker, run_worker
+
+    pools: list[ThreadPoolExecutor] = []
+
+    class Recorded(ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(_worker, "ThreadPoolExecutor", Recorded)
+    registry = Registry()
+    registry.register(CreateVectorStoreOperation, lambda: VectorStoreClient("http://127.0.0.1:1/"))
+
+    def ready() -> None:  # stop at once, as SIGTERM does
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    queue = f"test-{uuid.uuid4().hex}"
+    asyncio.run(
+        asyncio.wait_for(
+            run_worker(temporal_server.address, task_queue=queue, registry=registry, ready=ready),
+            SCENARIO_LIMIT,
+        )
+    )
+    (pool,) = pools
+    assert pool._shutdown  # no new work is taken: the pool was shut down

@@ -10,8 +10,15 @@ only maps their outcome onto Temporal:
   ``ApplicationError`` whose ``next_retry_delay`` is lrokit's back-off, never shorter than
   the server's Retry-After, so Temporal repeats the poll when the server asked;
 * everything that ends tracking (the operation's outcome, a rejected poll, a protocol error,
-  a refused token, an unknown kind) is a returned outcome carrying a :class:`FailureInfo`,
-  which the workflow turns into a typed, non-retryable failure.
+  a refused token, a URL outside the trusted origins, an unknown kind) is a returned
+  outcome carrying a :class:`FailureInfo`, which the workflow turns into a typed,
+  non-retryable failure;
+* a cancel request is sent once: a refusal or no answer at all is a remark (``note``) for
+  the query, and tracking goes on.
+
+Every text that reaches Temporal's history (messages, errors' texts) passes through the
+client's token policy (``TokenPolicy.redact_text``), so no secret query value (a SAS
+signature, say) of a URL in it is stored there.
 
 Sync operation classes run in the worker's thread pool, async ones on its event loop.
 """
@@ -32,6 +39,7 @@ from temporalio.exceptions import ApplicationError
 
 from .._base import OperationBase
 from .._exceptions import (
+    BodyTooLargeError,
     CancelNotSupportedError,
     CancelRejectedError,
     InvalidTokenError,
@@ -45,6 +53,7 @@ from .._exceptions import (
     UntrustedOriginError,
 )
 from .._state import OperationState
+from .._token import DEFAULT_TOKEN_POLICY, TokenPolicy
 from ._registry import PollRecord, Registry, UnknownKindError
 from ._types import (
     CANCEL_ACTIVITY,
@@ -94,11 +103,13 @@ class PollActivities:
         try:
             operation_type, client = self.registry.resolve(request.kind)
         except UnknownKindError as error:
-            return _failed(request, FailureType.UNKNOWN_KIND, str(error))
+            return _failed(DEFAULT_TOKEN_POLICY, request, FailureType.UNKNOWN_KIND, error)
         try:
             operation = operation_type.rehydrate(client, request.token)
         except (InvalidTokenError, UntrustedOriginError) as error:
-            return _failed(request, FailureType.INVALID_TOKEN, str(error))
+            tokens = client.pipeline.tokens
+            return _failed(tokens, request, FailureType.INVALID_TOKEN, error)
+        tokens = operation._settings.tokens
         note = None
         try:
             if cancel:
@@ -106,20 +117,23 @@ class PollActivities:
             else:
                 await self._call(operation.update_status)
         except (PollTransportError, RetriesExhaustedError) as error:
-            raise _transient(operation, None, error) from error
+            # No ``from error``: Temporal stores a cause's text as it is, unredacted.
+            raise _transient(operation, None, error) from None
         except PollRejectedError as error:
             return _failed(
+                tokens,
                 request,
                 FailureType.POLL_REJECTED,
-                str(error),
+                error,
                 status_code=error.status_code,
-                error=error,
                 state=operation.state,
             )
         except ProtocolError as error:
             if operation.consecutive_failures:  # an unreadable 2xx body: transient
-                raise _transient(operation, None, error) from error
-            return _failed(request, FailureType.PROTOCOL, str(error), error=error)
+                raise _transient(operation, None, error) from None
+            return _failed(tokens, request, FailureType.PROTOCOL, error)
+        except UntrustedOriginError as error:  # a URL the service named is foreign
+            return _failed(tokens, request, FailureType.UNTRUSTED_ORIGIN, error)
         if operation.consecutive_failures:  # HTTP 408/429/5xx: the state is unchanged
             raise _transient(operation, _status_code(operation), None)
         outcome = _outcome(operation, request.polling_interval)
@@ -139,16 +153,20 @@ class PollActivities:
         return await asyncio.get_running_loop().run_in_executor(self.executor, method)
 
     async def _cancel(self, operation: OperationBase[Any]) -> str | None:
-        """Send the cancel request; a refusal is a remark for the query, not a failure (the
-        next poll shows how the operation ended). No answer at all is a transient fault."""
+        """Send the cancel request, once; a refusal or no answer is a remark for the query,
+        not a failure and not retried (the next poll shows how the operation ended)."""
+        redact = operation._settings.tokens.redact_text
         try:
             await self._call(operation.cancel)  # type: ignore[attr-defined]
         except _CANCEL_REFUSED as error:
-            return f"the cancel request was not accepted: {error}"
+            return redact(f"the cancel request was not accepted: {error}")
         except LroError:
             raise
-        except Exception as error:  # the sender's transport errors (no answer)
-            raise _transient(operation, None, error) from error
+        except Exception as error:  # noqa: BLE001 - the sender's transport errors (no answer)
+            return redact(
+                "the cancel request got no answer (it may or may not have reached the"
+                f" service; not sent again): {type(error).__name__}: {error}"
+            )
         return None
 
 
@@ -179,7 +197,8 @@ def _outcome(operation: OperationBase[Any], interval: float | None) -> PollOutco
         try:
             operation.value  # noqa: B018 - decoded once to check it against value_type
         except ProtocolError as error:
-            info = _info(FailureType.PROTOCOL, str(error), token, state, error=error)
+            tokens = operation._settings.tokens
+            info = _info(tokens, FailureType.PROTOCOL, str(error), token, state, error=error)
             return PollOutcome(token, state.value, raw_status, percent, failure=info)
         return PollOutcome(token, state.value, raw_status, percent, value=core.payload)
     kind = FailureType.OPERATION_FAILED
@@ -188,13 +207,14 @@ def _outcome(operation: OperationBase[Any], interval: float | None) -> PollOutco
     service_error = core.error
     detail = f": {service_error}" if service_error is not None else ""
     verb = "failed" if state is OperationState.FAILED else "was canceled"
-    info = _info(kind, f"the operation {verb}{detail}", token, state)
+    info = _info(operation._settings.tokens, kind, f"the operation {verb}{detail}", token, state)
     if service_error is not None:
         info.service_error = msgspec.to_builtins(service_error)
     return PollOutcome(token, state.value, raw_status, percent, failure=info)
 
 
 def _info(
+    tokens: TokenPolicy,
     kind: FailureType,
     message: str,
     token: str | None,
@@ -203,24 +223,36 @@ def _info(
     status_code: int = 0,
     error: OperationError | None = None,
 ) -> FailureInfo:
+    """The details of a typed failure; ``message`` is redacted with ``tokens``, since it
+    is stored in the workflow's history."""
+    message = tokens.redact_text(message)
     info = FailureInfo(kind.value, message, token, None if state is None else state.value)
     info.status_code = status_code
     if error is not None and error.service_error is not None:
         info.service_error = msgspec.to_builtins(error.service_error)
+    if isinstance(error, ProtocolError) and type(error) is not ProtocolError:
+        info.error_class = type(error).__name__
+        if isinstance(error, BodyTooLargeError):
+            info.limit, info.setting = error.limit, error.setting
     return info
 
 
 def _failed(
+    tokens: TokenPolicy,
     request: PollRequest,
     kind: FailureType,
-    message: str,
+    error: Exception,
     *,
     status_code: int = 0,
-    error: OperationError | None = None,
     state: OperationState | None = None,
 ) -> PollOutcome:
-    """An outcome that ends tracking; the token stays the one the poll started from."""
-    info = _info(kind, message, request.token, state, status_code=status_code, error=error)
+    """An outcome that ends tracking for ``error``; the token stays the one the poll
+    started from."""
+    service = error if isinstance(error, OperationError) else None
+    message = str(error)
+    info = _info(
+        tokens, kind, message, request.token, state, status_code=status_code, error=service
+    )
     return PollOutcome(request.token, (state or OperationState.RUNNING).value, failure=info)
 
 
@@ -241,8 +273,9 @@ def _transient(
         seconds = max(seconds, last.seconds)
     code = status_code if status_code is not None else _status_code(operation)
     what = f"HTTP {code}" if code else f"{type(error).__name__}: {error}"
+    message = f"transient fault on attempt {attempt} ({what}); retried in {seconds:g} s"
     return ApplicationError(
-        f"transient fault on attempt {attempt} ({what}); retried in {seconds:g} s",
+        operation._settings.tokens.redact_text(message),
         {"status_code": code},
         type=TRANSIENT_FAULT,
         next_retry_delay=timedelta(seconds=seconds),

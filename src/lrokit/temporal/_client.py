@@ -1,10 +1,11 @@
 """Starting to track an operation, and the handle that reads its outcome.
 
 :func:`track` starts (or finds) the tracking workflow of an operation: its workflow id is
-derived from the operation's identity (its kind and the URL that the service names it by),
-so tracking the same operation twice attaches to the one workflow. :class:`TrackHandle`
-reads the result (decoded with the operation class's ``value_type``, or lrokit's typed
-error), queries the state and sends the stop and cancel signals.
+derived from the operation's identity (its kind and its status monitor URL, or the id its
+tokens carry when it is followed on a Location URL that may move), so tracking the same
+operation twice attaches to the one workflow. :class:`TrackHandle` reads the result
+(decoded with the operation class's ``value_type``, or lrokit's typed error), queries
+the state and sends the stop and cancel signals.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from .._base import OperationBase
+from .._core import PollingProtocol
 from .._delay import as_seconds
 from .._exceptions import (
+    BodyTooLargeError,
     InvalidTokenError,
     LroError,
+    MalformedBodyError,
+    MissingStatusError,
+    NothingToPollError,
     OperationCanceledError,
     OperationFailedError,
     PollRejectedError,
     ProtocolError,
     RetriesExhaustedError,
+    UntrustedOriginError,
     WaitCancelledError,
     WaitTimeoutError,
 )
@@ -72,10 +79,12 @@ class TrackingError(LroError):
 def workflow_id_for(kind: str, token: RehydrationToken | str) -> str:
     """The tracking workflow id of an operation: the same for every token of it.
 
-    The identity is the operation's kind and the URL the service names it by: its status
-    monitor, else its Location URL, else its method and start URL (a PUT or PATCH of a
-    resource), each absolute. Tokens taken at different times (other attempt counts and
-    states) give the same id; signatures do not take part.
+    The identity is the operation's kind and what names it for good: its status monitor URL
+    (which never changes, and which ``from_monitor`` follows too); for an operation followed
+    on its Location URL, which a 202 may move, the operation id its tokens carry (the
+    Location URL for an old token without one); else its method and start URL (a PUT or
+    PATCH of a resource), each absolute. Tokens taken at different times (other attempt
+    counts, states and Locations) give the same id; signatures do not take part.
     """
     fields = RehydrationToken.parse(token).fields if isinstance(token, str) else token.fields
     origin = fields.origin or ""
@@ -83,7 +92,9 @@ def workflow_id_for(kind: str, token: RehydrationToken | str) -> str:
     def absolute(url: str) -> str:
         return origin + url if url.startswith("/") else url
 
-    if fields.polling_url is not None:
+    if fields.protocol == PollingProtocol.LOCATION.value and fields.operation_id is not None:
+        identity = f"operation {fields.operation_id}"
+    elif fields.polling_url is not None:
         identity = absolute(fields.polling_url)
     elif fields.location_url is not None:
         identity = absolute(fields.location_url)
@@ -223,6 +234,8 @@ class TrackHandle(Generic[T]):
             RetriesExhaustedError: every attempt of a poll met transient faults.
             ProtocolError: an answer lrokit cannot use, or a value not of the value type.
             InvalidTokenError: the worker refused the token (unsigned, altered, foreign).
+            UntrustedOriginError: the service named a URL outside the worker client's
+                trusted origins (a moved Location, say); nothing was sent to it.
             WaitTimeoutError: the tracking's ``timeout`` ran out.
             WaitCancelledError: tracking was stopped; resume from the error's token.
             TrackingError: no worker knows the class, or the poll kept failing otherwise.
@@ -273,6 +286,12 @@ class TrackHandle(Generic[T]):
         return f"<TrackHandle {self.workflow_id}>"
 
 
+#: The ProtocolError subclasses a failure may name (``FailureInfo.error_class``).
+_PROTOCOL_ERRORS: dict[str, type[ProtocolError]] = {
+    cls.__name__: cls for cls in (MalformedBodyError, MissingStatusError, NothingToPollError)
+}
+
+
 def _lrokit_error(error: WorkflowFailureError) -> Exception:
     """lrokit's own error for a failed tracking workflow."""
     cause = error.cause
@@ -313,9 +332,23 @@ def _lrokit_error(error: WorkflowFailureError) -> Exception:
             rehydration_token=token,
         )
     if kind is FailureType.PROTOCOL:
-        return ProtocolError(info.message, service_error=service_error, rehydration_token=token)
+        if info.error_class == BodyTooLargeError.__name__:
+            return BodyTooLargeError(
+                info.message,
+                limit=info.limit,
+                setting=info.setting or "",
+                rehydration_token=token,
+            )
+        protocol_class = _PROTOCOL_ERRORS.get(info.error_class or "", ProtocolError)
+        return protocol_class(info.message, service_error=service_error, rehydration_token=token)
     if kind is FailureType.INVALID_TOKEN:
         return InvalidTokenError(info.message)
+    if kind is FailureType.UNTRUSTED_ORIGIN:
+        # The refused URL is not carried (its query may hold a secret); the message names
+        # its origin.
+        refused = UntrustedOriginError("", ())
+        refused.args = (info.message,)
+        return refused
     if kind is FailureType.DEADLINE:
         return WaitTimeoutError(
             info.message,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import selectors
 import signal
 import subprocess
 import sys
@@ -68,18 +69,28 @@ class WorkerProcess:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait for the worker's ready line.
 
+        Reads the worker's output as it comes (never blocking past ``timeout``); the caller
+        stops the worker when this raises.
+
         Raises:
             RuntimeError: the worker exited, or was not ready within ``timeout``.
         """
         stdout = self.process.stdout
         assert stdout is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = stdout.readline()
-            if not line:
-                raise RuntimeError(f"worker {self.pid} exited with {self.process.wait()}")
-            if line.startswith(b"lrokit worker tracking"):
-                return
+        pending = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not selector.select(left):
+                    continue
+                chunk = os.read(stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"worker {self.pid} exited with {self.process.wait()}")
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                if any(line.startswith(b"lrokit worker tracking") for line in lines):
+                    return
         raise RuntimeError(f"worker {self.pid} was not ready within {timeout} s")
 
     def kill(self) -> None:

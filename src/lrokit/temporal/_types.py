@@ -50,6 +50,9 @@ class FailureType(str, enum.Enum):
     """An answer lrokit cannot use (``ProtocolError``)."""
     INVALID_TOKEN = "InvalidToken"
     """The worker refused the token: unsigned, altered, foreign origin (``InvalidTokenError``)."""
+    UNTRUSTED_ORIGIN = "UntrustedOrigin"
+    """A URL the service named (a moved Location, say) is outside the worker client's
+    trusted origins; nothing was sent to it (``UntrustedOriginError``)."""
     DEADLINE = "DeadlineExceeded"
     """The tracking's ``timeout`` ran out first (``WaitTimeoutError``)."""
     UNKNOWN_KIND = "UnknownOperationKind"
@@ -70,6 +73,11 @@ class FailureInfo:
         status_code: the HTTP status of a rejected poll, or 0.
         failures: consecutive transient faults (for ``RetriesExhausted``), or 0.
         service_error: the service's ``error`` object as JSON, or None.
+        error_class: for a ``ProtocolError``, the name of its subclass
+            (``MalformedBodyError``, ``MissingStatusError``, ``NothingToPollError``,
+            ``BodyTooLargeError``), rebuilt by :class:`~lrokit.temporal.TrackHandle`; or None.
+        limit: a ``BodyTooLargeError``'s cap in bytes, or 0.
+        setting: a ``BodyTooLargeError``'s setting name, or None.
     """
 
     type: str
@@ -79,6 +87,9 @@ class FailureInfo:
     status_code: int = 0
     failures: int = 0
     service_error: dict[str, Any] | None = None
+    error_class: str | None = None
+    limit: int = 0
+    setting: str | None = None
 
 
 @dataclass

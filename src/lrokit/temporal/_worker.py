@@ -33,8 +33,10 @@ def create_worker(
     """A Temporal worker that tracks the operation classes of ``registry``.
 
     Run it with ``await worker.run()`` or ``async with worker: ...``. Requests of sync
-    operation classes go through a thread pool of ``max_concurrent_polls`` threads, shut
-    down with the worker.
+    operation classes go through a thread pool of ``max_concurrent_polls`` threads (the
+    worker's ``activity_executor``); :func:`run_worker` shuts it down when the worker
+    stops; a caller running the worker itself shuts it down after the run
+    (``worker.config()["activity_executor"].shutdown()``).
 
     Args:
         client: the Temporal client.
@@ -76,8 +78,8 @@ async def run_worker(
 ) -> None:
     """Connect to Temporal at ``address`` and run a tracking worker until SIGINT or SIGTERM.
 
-    On a signal the worker stops taking tasks, lets the polls in flight finish, closes the
-    registry's clients (:meth:`Registry.aclose`) and returns.
+    On a signal the worker stops taking tasks, lets the polls in flight finish, shuts its
+    thread pool down, closes the registry's clients (:meth:`Registry.aclose`) and returns.
 
     Args:
         address: the Temporal frontend, ``host:port``.
@@ -87,8 +89,14 @@ async def run_worker(
         ready: called once the worker is polling.
         handle_signals: stop on SIGINT and SIGTERM (the main thread only).
         options: passed to :func:`create_worker`.
+
+    Raises:
+        ConnectionError: Temporal cannot be reached at ``address``.
     """
-    client = await Client.connect(address, namespace=namespace)
+    try:
+        client = await Client.connect(address, namespace=namespace)
+    except RuntimeError as error:  # what the SDK's core raises for a failed connect
+        raise ConnectionError(f"cannot connect to Temporal at {address}: {error}") from error
     worker = create_worker(client, task_queue=task_queue, registry=registry, **options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,4 +112,7 @@ async def run_worker(
         for number in handled:
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(number)
+        executor = worker.config().get("activity_executor")
+        if executor is not None:
+            executor.shutdown(wait=False)  # the polls in flight have finished
         await registry.aclose()

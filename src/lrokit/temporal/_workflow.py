@@ -7,7 +7,8 @@
         sleep the delay the last answer asked for    durable timer (wait_condition), cut
                                                      short by the stop and cancel signals
         stop signal?      -> return "stopped" (the operation resumes from the last token)
-        cancel signal?    -> activity lrokit.cancel (one request), then go on polling
+        cancel signal?    -> activity lrokit.cancel (one request, one attempt: a cancel is
+                             never sent twice), then go on polling
         deadline reached? -> fail DeadlineExceeded
         activity lrokit.poll (exactly one request; transient faults are its retries,
                               bounded by the deadline too)
@@ -167,7 +168,8 @@ class TrackWorkflow:
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),
                     maximum_interval=timedelta(seconds=60),
-                    maximum_attempts=request.max_attempts,
+                    # A cancel request is not idempotent at every service: sent once.
+                    maximum_attempts=1 if name == CANCEL_ACTIVITY else request.max_attempts,
                 ),
             )
         except ActivityError as error:
@@ -180,6 +182,9 @@ class TrackWorkflow:
                 )
             ):
                 self._fail(self._deadline_failure())
+            if name == CANCEL_ACTIVITY:  # its one attempt failed (a worker died in it, say)
+                note = f"the cancel request may not have been sent (not retried): {cause}"
+                return PollOutcome(request.token, request.state, next_delay=0.0, note=note)
             if isinstance(cause, ApplicationError) and cause.type == TRANSIENT_FAULT:
                 details = cause.details[0] if cause.details else {}
                 code = details.get("status_code", 0) if isinstance(details, dict) else 0
