@@ -798,3 +798,19 @@ def test_monitor_is_the_polling_url_whatever_the_protocol(rsps, pipeline) -> Non
     rsps.put(ITEM, status=201, json={"properties": {"provisioningState": "Creating"}})
     operation = CancellableOperation.start(pipeline, "PUT", ITEM)  # resource polling
     assert operation.cancel_target() == ("POST", f"{HOST}/items/1:cancel?api-version=1")
+
+
+def test_a_session_like_object_without_adapters_makes_a_pipeline() -> None:
+    # The whole-request bound is fitted into requests' own adapters; a session-like object
+    # (a benchmark's in-memory double, bench/bench_polling.py) has none, and still makes a
+    # pipeline: Pipeline() raised AttributeError on it.
+    class SessionDouble:
+        def __init__(self) -> None:
+            self.headers: dict[str, str] = {}
+
+        def close(self) -> None:
+            pass
+
+    double = SessionDouble()
+    with Pipeline(HOST, session=double) as pipeline:  # type: ignore[arg-type]
+        assert pipeline.session is double

@@ -242,8 +242,10 @@ _TIMED_POOLS: dict[str, type[HTTPConnectionPool]] = {
 
 def _time_requests(session: requests.Session) -> None:
     """Make the session's ``requests`` adapters build connections that honour a request's
-    limit (see :class:`_TimedReader`); other adapters are left alone."""
-    for adapter in session.adapters.values():
+    limit (see :class:`_TimedReader`); other adapters, and a session-like object without
+    ``adapters`` (a test double), are left alone."""
+    adapters: dict[str, Any] = getattr(session, "adapters", {})
+    for adapter in adapters.values():
         manager = getattr(adapter, "poolmanager", None)
         if (
             isinstance(manager, urllib3.PoolManager)
