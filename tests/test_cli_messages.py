@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
+from cli_helpers import run, start
 from lrokit import PollingPolicy
 from lrokit._cli import ExitCode, main
 from lrokit._delay import DELAY_LABELS
-from lrokit.demo import API_VERSION, DemoService, VectorStoreClient
+from lrokit.demo import DemoService, VectorStoreClient
 
 
 @pytest.mark.integration
@@ -74,24 +74,6 @@ def service() -> Iterator[DemoService]:
     """A demo service whose operations complete on their third status poll."""
     with DemoService(polls_to_complete=3, retry_after=0.01) as svc:
         yield svc
-
-
-def start(service: DemoService, name: str = "store") -> str:
-    """Start an operation on ``service``; returns its absolute status monitor URL."""
-    with requests.Session() as http:
-        answer = http.post(
-            f"{service.endpoint}vector_stores?api-version={API_VERSION}",
-            json={"name": name},
-            timeout=10,
-        )
-    assert answer.status_code == 202
-    return service.endpoint + answer.headers["Operation-Location"].lstrip("/")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def refused_port() -> int:

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from ci_policy import missing
+from cli_helpers import run, start
 from lrokit import Operation, Pipeline, TokenPolicy, TokenSigner, _cli_service
 from lrokit._cli import ExitCode, main
 from lrokit.demo import API_VERSION, DemoService, FaultPlan
@@ -47,24 +47,6 @@ def slow_service() -> Iterator[DemoService]:
     """A demo service whose operations run for a thousand polls."""
     with DemoService(polls_to_complete=1000, retry_after=0.01) as svc:
         yield svc
-
-
-def start(service: DemoService, name: str = "store") -> str:
-    """Start an operation on ``service``; returns its absolute status monitor URL."""
-    with requests.Session() as http:
-        answer = http.post(
-            f"{service.endpoint}vector_stores?api-version={API_VERSION}",
-            json={"name": name},
-            timeout=10,
-        )
-    assert answer.status_code == 202
-    return service.endpoint + answer.headers["Operation-Location"].lstrip("/")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def polls(service: DemoService) -> list[str]:
