@@ -137,6 +137,14 @@ class HostileServer:
             rest += chunk
         return method, path, headers
 
+    def _trickle(self, connection: socket.socket, data: bytes, started: float) -> None:
+        """Send ``data`` one byte every ``TRICKLE`` seconds while the handler may live."""
+        for index in range(len(data)):
+            if not self._alive(started):
+                return
+            connection.sendall(data[index : index + 1])
+            time.sleep(TRICKLE)
+
     def _alive(self, started: float) -> bool:
         return not self._stopping.is_set() and time.monotonic() - started < MAX_SECONDS
 
@@ -212,11 +220,7 @@ class HostileServer:
             head = (
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"a" * 200
             )
-            for index in range(len(head)):
-                if not self._alive(started):
-                    return False
-                connection.sendall(head[index : index + 1])
-                time.sleep(TRICKLE)
+            self._trickle(connection, head, started)
             return False
         if name == "trickle-body":
             connection.sendall(
@@ -224,11 +228,7 @@ class HostileServer:
                 b"Content-Length: 10000\r\n\r\n"
             )
             payload = b'{"status": "Running", "pad": "' + b" " * 9000
-            for index in range(len(payload)):
-                if not self._alive(started):
-                    return False
-                connection.sendall(payload[index : index + 1])
-                time.sleep(TRICKLE)
+            self._trickle(connection, payload, started)
             return False
         if name == "endless":
             connection.sendall(
